@@ -24,10 +24,10 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	$(UV) sync --frozen --extra train --extra beam --extra pipeline --extra dev --python $(PYTHON)
 	touch $@
 
-setup: $(VENV)/.synced  ## create .venv from uv.lock (all dependency groups)
+setup: $(VENV)/.synced  ## create .venv from uv.lock (every group except the TPU-only `tpu`)
 
 run: setup  ## the main job: full local pipeline on the synthetic dataset, under $(WORKDIR)/
 	$(BIN)/assemblenet pipeline run --local --workdir $(WORKDIR)

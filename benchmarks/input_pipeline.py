@@ -1,0 +1,132 @@
+"""Benchmark: training input pipeline clips/s vs bare JPEG decoding of the same frames.
+
+Records hold UCF101-sized frames (320x240 JPEG q90, 64 frames per clip). ``pipeline`` is
+``make_dataset(training=True)`` producing 32x224x224 float32 clips (random window, crop, flip,
+resize, batching). ``bare`` is a ``tf.data`` pipeline over the same clips, already in memory,
+that only decodes 32 full JPEG frames per clip with the same parallelism. The goal is a ratio
+of at least 0.8. The CPU may be shared with other work.
+
+    python benchmarks/input_pipeline.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+
+def _make_records(folder: Path, clips: int, frames: int) -> tuple[str, list[list[bytes]]]:
+    """Write ``clips`` records of ``frames`` textured 320x240 JPEG frames; return (glob, frames)."""
+    import tensorflow as tf
+
+    from model.data import schema
+    from model.data.video_io import encode_jpeg
+
+    rng = np.random.default_rng(0)
+    coarse = rng.uniform(0, 255, size=(70, 90, 3))
+    texture = np.repeat(np.repeat(coarse, 8, axis=0), 8, axis=1)
+    encoded_clips = []
+    with tf.io.TFRecordWriter(str(folder / "train-00000-of-00001.tfrecord")) as writer:
+        for clip in range(clips):
+            jpegs = []
+            for t in range(frames):
+                y, x = (clip * 7 + t) % 300, (clip * 5 + 2 * t) % 400
+                image = texture[y % 300 : y % 300 + 240, x % 400 : x % 400 + 320]
+                noisy = image + rng.normal(0, 4, size=image.shape)
+                jpegs.append(encode_jpeg(np.clip(noisy, 0, 255).astype(np.uint8), 90))
+            encoded_clips.append(jpegs[:32])
+            writer.write(
+                schema.serialize_clip(
+                    jpegs,
+                    label_index=clip % 4,
+                    label_name=f"c{clip % 4}",
+                    example_id=f"clip{clip}",
+                    data_path="memory",
+                    height=240,
+                    width=320,
+                    frame_rate=25.0,
+                    timestamps_us=[40_000 * t for t in range(frames)],
+                )
+            )
+    return str(folder / "train-*.tfrecord"), encoded_clips
+
+
+def _clips_per_second(dataset, batch_size: int, batches: int) -> float:
+    iterator = iter(dataset)
+    for _ in range(3):  # warm-up: graph tracing and autotuning
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=24, help="distinct clips in the records")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=15)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from model.data.input import make_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pattern, encoded = _make_records(Path(tmp), args.clips, 64)
+        pipeline = make_dataset(
+            pattern,
+            num_classes=4,
+            num_frames=32,
+            image_size=224,
+            batch_size=args.batch_size,
+            training=True,
+            shuffle_buffer=16,
+            dtype=args.dtype,
+            seed=0,
+        )
+        pipeline_rate = _clips_per_second(pipeline, args.batch_size, args.batches)
+
+        def _decode(frames: tf.Tensor) -> tf.Tensor:
+            return tf.map_fn(
+                lambda data: tf.io.decode_jpeg(data, channels=3),
+                frames,
+                fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
+                parallel_iterations=8,
+            )
+
+        bare = (
+            tf.data.Dataset.from_tensor_slices(tf.constant(encoded))
+            .repeat()
+            .map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(args.batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        bare_rate = _clips_per_second(bare, args.batch_size, args.batches)
+    result = {
+        "benchmark": "input_pipeline",
+        "clip": f"32x224x224 {args.dtype} from 320x240 JPEG q90",
+        "pipeline_clips_per_s": round(pipeline_rate, 2),
+        "bare_decode_clips_per_s": round(bare_rate, 2),
+        "ratio": round(pipeline_rate / bare_rate, 3),
+        "batch_size": args.batch_size,
+        "batches": args.batches,
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0],
+    }
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,435 @@
+"""Training machinery: device strategy, dtype policy, learning-rate schedule, resumable loop.
+
+The loop is Keras's own compiled train step (``model.make_train_function``, which runs
+``steps_per_execution`` steps per call inside one ``tf.function``, as ``fit`` does), driven by a
+small host loop that owns what ``fit`` cannot give a preemptible TPU job: a
+``tf.train.CheckpointManager`` holding the model, the optimizer (its ``iterations`` counter is
+the step counter and the schedule position) and, where the strategy allows it, the input
+iterator (the exact data position, shuffle buffer included). A restarted job restores the
+latest checkpoint and continues to the configured step count; with op determinism on it ends
+with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from model.config import ExperimentConfig, TrainConfig, resolve_precision, validate_for_replicas
+from model.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Environment variables that Cloud TPU VMs (and Vertex AI training on TPU VMs) set.
+TPU_ENV_VARS: tuple[str, ...] = ("TPU_NAME", "TPU_ACCELERATOR_TYPE", "TPU_WORKER_HOSTNAMES")
+
+
+# ------------------------------------------------------------------------------------------
+# Devices and precision
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Devices:
+    """The chosen strategy and what the rest of the run needs to know about it."""
+
+    strategy: tf.distribute.Strategy
+    kind: str  # "tpu" | "mirrored" | "gpu" | "cpu" | "default"
+    num_replicas: int
+
+    @property
+    def on_tpu(self) -> bool:
+        return self.kind == "tpu"
+
+
+def tpu_attached(environ: dict[str, str] | None = None) -> bool:
+    """Whether this host looks like a Cloud TPU VM (one of :data:`TPU_ENV_VARS` is set)."""
+    env = os.environ if environ is None else environ
+    return any(env.get(name) for name in TPU_ENV_VARS)
+
+
+def _connect_tpu(tpu: str | None) -> tf.distribute.Strategy:
+    # On a TPU VM the TPU is local; TPU_NAME names a remote node on the older architecture.
+    address = tpu or os.environ.get("TPU_NAME") or "local"
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError, RuntimeError) as error:
+        raise ConfigError(
+            f"train.distribution=tpu but no TPU could be reached at {address!r}: {error}"
+        ) from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def select_strategy(
+    distribution: str,
+    *,
+    tpu: str | None = None,
+    devices: Sequence[str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Devices:
+    """Chooses the distribution strategy.
+
+    Args:
+        distribution: ``auto`` (TPU if this is a TPU VM, several GPUs -> MirroredStrategy, one
+            GPU -> that GPU, else the default CPU strategy), ``tpu``, ``mirrored``, ``gpu`` or
+            ``cpu``.
+        tpu: TPU address for TPUClusterResolver (default ``$TPU_NAME`` or ``local``).
+        devices: devices for ``mirrored`` (default: every GPU, else every logical CPU).
+        environ: environment to read (tests); default ``os.environ``.
+
+    Raises:
+        ConfigError: the requested accelerator is missing.
+    """
+    gpus = tf.config.list_logical_devices("GPU")
+    if distribution == "auto":
+        if tpu_attached(environ):
+            distribution = "tpu"
+        elif len(gpus) > 1:
+            distribution = "mirrored"
+        elif gpus:
+            distribution = "gpu"
+        else:
+            return Devices(tf.distribute.get_strategy(), "default", 1)
+    if distribution == "tpu":
+        strategy = _connect_tpu(tpu)
+    elif distribution == "mirrored":
+        if devices is None:
+            devices = [d.name for d in gpus] or [
+                d.name for d in tf.config.list_logical_devices("CPU")
+            ]
+        strategy = tf.distribute.MirroredStrategy(list(devices))
+    elif distribution == "gpu":
+        if not gpus:
+            raise ConfigError("train.distribution=gpu but TensorFlow sees no GPU")
+        strategy = tf.distribute.OneDeviceStrategy(gpus[0].name)
+    elif distribution == "cpu":
+        strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    else:
+        raise ConfigError(f"unknown train.distribution {distribution!r}")
+    return Devices(strategy, distribution, int(strategy.num_replicas_in_sync))
+
+
+def prepare_devices(cfg: ExperimentConfig, **kwargs: Any) -> tuple[Devices, str]:
+    """Selects the strategy, validates the config against it and sets the Keras dtype policy.
+
+    Returns:
+        (devices, policy name) - the policy is already set globally.
+    """
+    devices = select_strategy(cfg.train.distribution, **kwargs)
+    validate_for_replicas(cfg, devices.num_replicas, on_tpu=devices.on_tpu)
+    policy = resolve_precision(cfg, devices.on_tpu)
+    keras.mixed_precision.set_dtype_policy(policy)
+    return devices, policy
+
+
+def use_sync_batch_norm(cfg: ExperimentConfig, devices: Devices) -> bool:
+    """Synchronized BN: as configured, else on for TPU (the reference's default) only."""
+    if cfg.model.sync_batch_norm is not None:
+        return cfg.model.sync_batch_norm
+    return devices.on_tpu
+
+
+def synchronize_batch_norm(model: keras.Model) -> int:
+    """Switches every BatchNormalization layer of ``model`` to cross-replica statistics.
+
+    Keras reads ``synchronized`` when the layer is called in a replica context, so switching it
+    before the first traced step is enough; ``get_config`` then records it. Returns the number
+    of layers switched.
+    """
+    count = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+            count += 1
+    return count
+
+
+# ------------------------------------------------------------------------------------------
+# Learning rate
+# ------------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="assemblenet")
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from 0 followed by a cosine, exponential-staircase or constant schedule.
+
+    For step s, with peak p and warmup w (the schedule's own clock starts at 0, as Model
+    Garden's ``LinearWarmup`` wrapper does):
+
+    * s < w: ``decayed(w) * s / w``;
+    * cosine: ``p * (alpha + (1 - alpha) * (1 + cos(pi * min(s, total) / total)) / 2)``;
+    * exponential: ``p * rate ** floor(s / decay_steps)``;
+    * constant: ``p``.
+    """
+
+    def __init__(
+        self,
+        peak: float,
+        *,
+        kind: str = "cosine",
+        total_steps: int = 1,
+        warmup_steps: int = 0,
+        decay_steps: int = 1,
+        decay_rate: float = 1.0,
+        alpha: float = 0.0,
+    ) -> None:
+        if kind not in ("cosine", "exponential", "constant"):
+            raise ConfigError(f"unknown learning-rate schedule {kind!r}")
+        self.peak = float(peak)
+        self.kind = kind
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+        self.decay_steps = int(decay_steps)
+        self.decay_rate = float(decay_rate)
+        self.alpha = float(alpha)
+
+    def _decayed(self, step: Any) -> Any:
+        ops = keras.ops
+        if self.kind == "cosine":
+            progress = ops.minimum(step, self.total_steps) / float(self.total_steps)
+            cosine = 0.5 * (1.0 + ops.cos(math.pi * progress))
+            return self.peak * (self.alpha + (1.0 - self.alpha) * cosine)
+        if self.kind == "exponential":
+            return self.peak * ops.power(self.decay_rate, ops.floor(step / self.decay_steps))
+        return self.peak + 0.0 * step
+
+    def __call__(self, step: Any) -> Any:
+        step = keras.ops.cast(step, "float32")
+        decayed = self._decayed(step)
+        if not self.warmup_steps:
+            return decayed
+        warm = self._decayed(float(self.warmup_steps)) * step / float(self.warmup_steps)
+        return keras.ops.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "peak": self.peak,
+            "kind": self.kind,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "alpha": self.alpha,
+        }
+
+
+def learning_rate_schedule(train: TrainConfig) -> WarmupSchedule:
+    """The schedule described by the ``train`` section."""
+    return WarmupSchedule(
+        train.learning_rate,
+        kind=train.schedule,
+        total_steps=train.steps,
+        warmup_steps=train.warmup_steps,
+        decay_steps=train.decay_steps,
+        decay_rate=train.decay_rate,
+        alpha=train.alpha,
+    )
+
+
+def effective_steps_per_execution(train: TrainConfig, devices: Devices) -> int:
+    """``train.steps_per_execution``, except 1 under MirroredStrategy.
+
+    Keras 3.15's multi-step loop (``tf.while_loop`` over ``get_next_as_optional``) fails on a
+    MirroredStrategy's distributed iterator with "You must feed a value for placeholder tensor"
+    (reproduced on two logical CPUs); one step per call works, and on GPUs the per-call host
+    overhead the option saves is small next to a step.
+    """
+    if devices.kind == "mirrored" and train.steps_per_execution > 1:
+        log.warning(
+            "steps_per_execution=%d is not supported by Keras under MirroredStrategy; using 1",
+            train.steps_per_execution,
+        )
+        return 1
+    return train.steps_per_execution
+
+
+def compile_for_training(
+    model: keras.Model, train: TrainConfig, *, steps_per_execution: int | None = None
+) -> keras.optimizers.Optimizer:
+    """Compiles ``model`` with SGD (momentum, Nesterov), the warmup schedule and softmax
+    cross-entropy on logits with label smoothing; builds the optimizer's slots so a checkpoint
+    can be restored into them. Call inside the strategy scope. Returns the optimizer.
+
+    ``steps_per_execution`` overrides ``train.steps_per_execution`` (see
+    :func:`effective_steps_per_execution`).
+    """
+    optimizer = keras.optimizers.SGD(
+        learning_rate=learning_rate_schedule(train),
+        momentum=train.momentum,
+        nesterov=train.nesterov,
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=train.label_smoothing
+        ),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        steps_per_execution=steps_per_execution or train.steps_per_execution,
+    )
+    # The compiled optimizer may be a LossScaleOptimizer wrapper under mixed_float16.
+    model.optimizer.build(model.trainable_variables)
+    return model.optimizer
+
+
+# ------------------------------------------------------------------------------------------
+# The resumable loop
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LoopResult:
+    """What :func:`run_training_loop` did."""
+
+    initial_step: int
+    final_step: int
+    resumed_from: str | None
+    wall_s: float
+    steps_per_s: float
+    last_logs: dict[str, float] = field(default_factory=dict)
+    data_position_restored: bool = False
+
+
+def make_iterator(devices: Devices, dataset: tf.data.Dataset) -> Any:
+    """An iterator over ``dataset`` placed on the strategy's replicas."""
+    if devices.kind == "default":
+        return iter(dataset)
+    return iter(devices.strategy.experimental_distribute_dataset(dataset))
+
+
+def _iterator_checkpointable(iterator: Any) -> bool:
+    # A local tf.data iterator saves its position (shuffle buffers included) in checkpoints;
+    # the distributed iterators of Mirrored/TPU strategies are not trackable, so those jobs
+    # resume with the input reseeded by the step instead.
+    return isinstance(iterator, tf.__internal__.tracking.Trackable)
+
+
+def optimizer_step(optimizer: keras.optimizers.Optimizer) -> int:
+    """The optimizer's iteration counter (the global step)."""
+    return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+
+def run_training_loop(
+    model: keras.Model,
+    make_dataset: Callable[[int], tf.data.Dataset],
+    *,
+    devices: Devices,
+    train: TrainConfig,
+    checkpoint_dir: str,
+    log_dir: str | None = None,
+    examples_per_step: int | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
+) -> LoopResult:
+    """Trains a compiled ``model`` to ``train.steps`` optimizer steps, resuming if it can.
+
+    Args:
+        model: compiled (see :func:`compile_for_training`) inside ``devices.strategy.scope()``.
+        make_dataset: ``seed_offset -> dataset`` of (clips [B, T, S, S, 3], one-hot [B, K]),
+            repeating and with the global batch. The offset is 0 unless the data position
+            could not be restored (then it is the resumed step, so no data order repeats).
+        devices: from :func:`select_strategy`.
+        train: the train section (steps, steps_per_execution, checkpoint/log intervals).
+        checkpoint_dir: local or ``gs://`` directory for the CheckpointManager.
+        log_dir: TensorBoard directory (scalars ``loss``, ``accuracy``, ``learning_rate``,
+            ``examples_per_second``); ``None`` writes none.
+        examples_per_step: global batch size, for throughput; default ``train.batch_size``.
+        on_checkpoint: called with the step after each checkpoint is written (tests use it).
+
+    Returns:
+        A :class:`LoopResult`; the model holds the final weights.
+    """
+    optimizer = model.optimizer
+    examples_per_step = examples_per_step or train.batch_size
+    probe = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    manager_probe = tf.train.CheckpointManager(probe, checkpoint_dir, max_to_keep=None)
+    latest = manager_probe.latest_checkpoint
+    with devices.strategy.scope():
+        iterator = make_iterator(devices, make_dataset(0))
+    keeps_data = _iterator_checkpointable(iterator)
+    if latest and not keeps_data:
+        # Checkpoints are numbered by step; reseed so the resumed job sees fresh data order.
+        with devices.strategy.scope():
+            iterator = make_iterator(devices, make_dataset(int(latest.rsplit("-", 1)[1])))
+    items: dict[str, Any] = {"model": model, "optimizer": optimizer}
+    if keeps_data:
+        items["iterator"] = iterator
+    checkpoint = tf.train.Checkpoint(**items)
+    manager = tf.train.CheckpointManager(
+        checkpoint, checkpoint_dir, max_to_keep=train.keep_checkpoints
+    )
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        log.info("resumed from %s at step %d", latest, optimizer_step(optimizer))
+
+    initial_step = optimizer_step(optimizer)
+    writer = tf.summary.create_file_writer(log_dir) if log_dir else None
+    model.make_train_function()
+    schedule = learning_rate_schedule(train)
+    logs: dict[str, float] = {}
+    step = initial_step
+    start = time.perf_counter()
+    window_start, window_step = start, step
+    if step >= train.steps:
+        log.info("already at step %d of %d: nothing to train", step, train.steps)
+    while step < train.steps:
+        raw_logs = model.train_function(iterator)
+        step = optimizer_step(optimizer)
+        if step % train.log_every == 0 or step >= train.steps:
+            logs = {k: float(keras.ops.convert_to_numpy(v)) for k, v in raw_logs.items()}
+            now = time.perf_counter()
+            rate = (step - window_step) / max(now - window_start, 1e-9)
+            eta = (train.steps - step) / rate if rate > 0 else float("nan")
+            lr = float(keras.ops.convert_to_numpy(schedule(step)))
+            log.info(
+                "step %d/%d  loss %.4f  accuracy %.3f  lr %.5f  %.2f steps/s  %.1f clips/s  ETA %s",
+                step,
+                train.steps,
+                logs.get("loss", float("nan")),
+                logs.get("accuracy", float("nan")),
+                lr,
+                rate,
+                rate * examples_per_step,
+                _format_eta(eta),
+            )
+            if writer is not None:
+                with writer.as_default(step=step):
+                    for name, value in logs.items():
+                        tf.summary.scalar(name, value)
+                    tf.summary.scalar("learning_rate", lr)
+                    tf.summary.scalar("examples_per_second", rate * examples_per_step)
+                writer.flush()
+            window_start, window_step = now, step
+            model.reset_metrics()  # each progress line reports its own window, not a running mean
+        if step % train.checkpoint_every == 0 or step >= train.steps:
+            manager.save(checkpoint_number=step)
+            if on_checkpoint is not None:
+                on_checkpoint(step)
+    wall = time.perf_counter() - start
+    if writer is not None:
+        writer.close()
+    return LoopResult(
+        initial_step=initial_step,
+        final_step=step,
+        resumed_from=latest,
+        wall_s=wall,
+        steps_per_s=(step - initial_step) / wall if wall > 0 else 0.0,
+        last_logs=logs,
+        data_position_restored=bool(latest) and keeps_data,
+    )
+
+
+def _format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:d}:{minutes:02d}:{secs:02d}"

@@ -1,0 +1,245 @@
+"""The Beam preprocessing job: transforms, sources, dead letters, determinism, runner options."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import GoogleCloudOptions, WorkerOptions
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from components import preprocess
+from components.preprocess import (
+    ClipItem,
+    EncodeShardFn,
+    PreprocessOptions,
+    WriteShards,
+    run_preprocess,
+)
+from model.data import schema
+from model.errors import ConfigError, DataError
+from pipeline.cli import main as cli_main
+from tests.data.conftest import NUM_FRAMES, local_beam_options, make_corrupt_files
+
+
+def _item(path: Path | str, example_id: str, split: str = "train") -> ClipItem:
+    return ClipItem(example_id, str(path), str(path), "MoveRight", 0, split)
+
+
+def test_write_shards_transform_routes_good_and_bad(synth_root: Path, tmp_path: Path) -> None:
+    videos = sorted((synth_root / "videos" / "MoveRight").glob("*.avi"))[:3]
+    bad = make_corrupt_files(tmp_path / "bad", videos[0])
+    goods = [_item(path, f"good{i}") for i, path in enumerate(videos)]
+    items = [
+        *goods,
+        _item(bad["empty"], "empty"),
+        _item(bad["unreadable"], "garbage", "test"),
+        _item(bad["truncated"], "truncated"),
+        _item(tmp_path / "nope.avi", "missing", "test"),
+    ]
+    num_shards = {"train": 2, "test": 1}
+    out = tmp_path / "out"
+    out.mkdir()
+    # Every shard that receives an item is written, even when all its clips failed.
+    good_ids = {item.example_id for item in goods}
+    expected_shards = {preprocess.shard_key(item, num_shards): [0, 0] for item in items}
+    for item in goods:
+        expected_shards[preprocess.shard_key(item, num_shards)][0] += 1
+        expected_shards[preprocess.shard_key(item, num_shards)][1] += NUM_FRAMES
+    expected = sorted((*key, clips, frames) for key, (clips, frames) in expected_shards.items())
+    assert len(good_ids) == 3
+    with test_pipeline.TestPipeline(options=local_beam_options()) as pipeline:
+        results = (
+            pipeline
+            | beam.Create(items)
+            | WriteShards(str(out), num_shards, preprocess.EncodeSettings())
+        )
+        shards = results.shards | "ShardSummary" >> beam.Map(
+            lambda s: (s["split"], s["shard"], s["clips"], s["frames"])
+        )
+        failed = results[EncodeShardFn.FAILED] | beam.Map(
+            lambda letter: (letter["example_id"], letter["split"], letter["reason"])
+        )
+        assert_that(shards, equal_to(expected), label="shards")
+        assert_that(
+            failed,
+            equal_to(
+                [
+                    ("empty", "train", "empty"),
+                    ("garbage", "test", "unreadable"),
+                    ("truncated", "train", "truncated"),
+                    ("missing", "test", "missing"),
+                ]
+            ),
+            label="failed",
+        )
+    import tensorflow as tf
+
+    written = {}
+    for path in sorted(out.glob("train-*.tfrecord")):
+        ids = [
+            schema.parse_clip_proto(record.numpy())["example_id"]
+            for record in tf.data.TFRecordDataset(str(path))
+        ]
+        assert ids == sorted(ids)  # records of a shard are in example-id order
+        written[path.name] = ids
+    assert sorted(i for ids in written.values() for i in ids) == ["good0", "good1", "good2"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_preprocessed_output_layout_and_stats(preprocessed: Path) -> None:
+    stats = json.loads((preprocessed / "stats.json").read_text())
+    assert stats["splits"]["train"]["clips"] == 6
+    assert stats["splits"]["test"]["clips"] == 6
+    assert stats["splits"]["train"]["frames"] == 6 * NUM_FRAMES
+    assert stats["splits"]["test"]["per_class"] == {"MoveRight": 2, "MoveLeft": 2, "MoveDown": 2}
+    assert stats["failures"] == {}
+    assert schema.read_label_map(preprocessed) == ["MoveRight", "MoveLeft", "MoveDown"]
+    assert (preprocessed / "dead_letter.jsonl").read_text() == ""
+    names = sorted(p.name for p in preprocessed.glob("*.tfrecord"))
+    assert names == [schema.shard_name(s, i, 2) for s in ("test", "train") for i in (0, 1)]
+    assert not [p for p in preprocessed.iterdir() if p.name.startswith(".")]
+
+
+def test_corrupt_inputs_dead_letters_threshold_and_determinism(
+    synth_root: Path, copy_tree, tmp_path: Path
+) -> None:
+    root = copy_tree(synth_root, "ucf")
+    videos = root / "videos"
+    good = next((videos / "MoveLeft").glob("*.avi"))
+    bad = make_corrupt_files(videos / "MoveLeft", good)
+    # UCF101's case quirk: the list names a file whose case differs from the one on disk.
+    listed = "MoveRight/v_MoveRight_g02_c01.avi"
+    (videos / listed).rename(videos / "MoveRight" / "v_moveright_G02_c01.avi")
+    with open(root / "ucfTrainTestlist" / "testlist01.txt", "a") as lists:
+        for path in bad.values():
+            lists.write(f"MoveLeft/{path.name}\n")
+        lists.write("MoveLeft/v_MoveLeft_g09_c09.avi\n")  # listed but missing
+    options = PreprocessOptions(
+        source="ucf101",
+        videos=str(videos),
+        splits=str(root / "ucfTrainTestlist"),
+        out=str(tmp_path / "out1"),
+        num_shards=2,
+        max_failure_fraction=0.5,
+    )
+    stats = run_preprocess(options, pipeline_options=local_beam_options())
+    assert stats["failures"] == {"empty": 1, "missing": 1, "truncated": 1, "unreadable": 1}
+    assert stats["num_failed"] == 4
+    assert stats["num_listed"] == 16
+    assert stats["splits"]["train"]["clips"] == 6  # the renamed file was found
+    letters = [
+        json.loads(line)
+        for line in (tmp_path / "out1" / "dead_letter.jsonl").read_text().splitlines()
+    ]
+    by_reason = {letter["reason"]: letter for letter in letters}
+    assert set(by_reason) == {"empty", "missing", "truncated", "unreadable"}
+    assert by_reason["truncated"]["path"] == str(bad["truncated"])
+    assert by_reason["missing"]["path"].endswith("MoveLeft/v_MoveLeft_g09_c09.avi")
+    assert all(letter["split"] == "test" for letter in letters)
+
+    # The same job through the CLI with the default threshold (5%) fails loudly, after writing
+    # the same shards byte for byte and the stats.
+    status = cli_main(
+        [
+            "data",
+            "preprocess",
+            "--source=ucf101",
+            f"--videos={videos}",
+            f"--splits={root / 'ucfTrainTestlist'}",
+            f"--out={tmp_path / 'out2'}",
+            "--num-shards=2",
+            "--direct-running-mode=in_memory",
+            "--direct-num-workers=1",
+        ]
+    )
+    assert status == 2
+    failed_stats = json.loads((tmp_path / "out2" / "stats.json").read_text())
+    assert failed_stats["num_failed"] == 4
+    for shard in (tmp_path / "out1").glob("*.tfrecord"):
+        assert shard.read_bytes() == (tmp_path / "out2" / shard.name).read_bytes()
+
+
+def test_manifest_and_folder_sources(synth_root: Path, tmp_path: Path) -> None:
+    videos = synth_root / "videos"
+    clips = sorted(videos.rglob("*.avi"))[:4]
+    manifest = tmp_path / "lists" / "manifest.csv"
+    manifest.parent.mkdir()
+    rows = ["path,label,split"]
+    for i, clip in enumerate(clips):
+        relative = (
+            Path("..") / clip.relative_to(tmp_path) if clip.is_relative_to(tmp_path) else clip
+        )
+        rows.append(f"{relative},{'b' if i % 2 else 'a'},{'test' if i == 0 else 'train'}")
+    manifest.write_text("\n".join(rows) + "\n")
+    names, items = preprocess.manifest_items(str(manifest), 0.2)
+    assert names == ["a", "b"]
+    assert [item.split for item in items] == ["test", "train", "train", "train"]
+    assert all(Path(item.path).exists() for item in items)
+    assert "/../" not in items[0].path
+
+    names, items = preprocess.folder_items(str(videos), 0.3)
+    assert names == sorted(["MoveRight", "MoveLeft", "MoveDown"])
+    again = preprocess.folder_items(str(videos), 0.3)[1]
+    assert [i.split for i in items] == [i.split for i in again]
+    assert {i.split for i in items} == {"train", "test"}
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,class\nx.avi,a\n")
+    with pytest.raises(DataError, match="header"):
+        preprocess.manifest_items(str(bad), 0.2)
+
+
+def test_runner_options() -> None:
+    direct = preprocess.build_pipeline_options(
+        PreprocessOptions(source="folders", videos="v", out="o")
+    )
+    assert direct.get_all_options()["runner"] == "FnApiRunner"
+    assert direct.get_all_options()["direct_num_workers"] == 0
+    assert direct.get_all_options()["direct_running_mode"] == "multi_processing"
+    dataflow = PreprocessOptions(
+        source="ucf101",
+        videos="gs://b/videos",
+        splits="gs://b/lists",
+        out="gs://b/records",
+        runner="DataflowRunner",
+        project="proj",
+        region="europe-west4",
+        temp_location="gs://b/tmp",
+        staging_location="gs://b/staging",
+        machine_type="c2-standard-8",
+        max_num_workers=20,
+        sdk_container_image="europe-docker.pkg.dev/proj/repo/beam:abc",
+        service_account_email="beam@proj.iam.gserviceaccount.com",
+        subnetwork="regions/europe-west4/subnetworks/default",
+        no_use_public_ips=True,
+    )
+    options = preprocess.build_pipeline_options(dataflow)
+    cloud = options.view_as(GoogleCloudOptions)
+    worker = options.view_as(WorkerOptions)
+    assert (cloud.project, cloud.region, cloud.temp_location) == (
+        "proj",
+        "europe-west4",
+        "gs://b/tmp",
+    )
+    assert cloud.service_account_email == "beam@proj.iam.gserviceaccount.com"
+    assert worker.machine_type == "c2-standard-8"
+    assert worker.max_num_workers == 20
+    assert worker.sdk_container_image.endswith("beam:abc")
+    assert worker.use_public_ips is False
+    with pytest.raises(ConfigError, match="--project, --temp-location"):
+        PreprocessOptions(
+            source="folders",
+            videos="gs://b/v",
+            out="gs://b/o",
+            runner="DataflowRunner",
+            region="r",
+            sdk_container_image="img",
+        ).validate()
+    local_out = dataclasses.replace(dataflow, out="/local/out")
+    with pytest.raises(ConfigError, match="--out must be gs:// URIs"):
+        local_out.validate()
