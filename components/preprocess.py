@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -427,6 +428,12 @@ def shard_of(example_id: str, num_shards: int) -> int:
     return zlib.crc32(example_id.encode()) % num_shards
 
 
+def record_order(item: ClipItem) -> tuple[str, str]:
+    """Deterministic, class-mixing order of the records inside one shard."""
+    digest = hashlib.sha1(item.example_id.encode()).hexdigest()
+    return digest, item.example_id
+
+
 # ----------------------------------------------------------------------------------------------
 # Beam transforms (worker side).
 
@@ -524,7 +531,10 @@ class EncodeShardFn(beam.DoFn):
         per_class: Counter[str] = Counter()
         clips = frames = 0
         with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as sink:
-            for item in sorted(items, key=lambda clip: clip.example_id):
+            # Order within a shard by a stable hash, not by id: ids start with the class name,
+            # so id order would write each shard class by class and a small shuffle buffer
+            # would then feed training one class at a time.
+            for item in sorted(items, key=record_order):
                 try:
                     record, count = encode_clip(item, self.settings)
                 except VideoDecodeError as error:

@@ -45,7 +45,7 @@ class SynthOptions:
     """
 
     num_classes: int | None = None
-    clips_per_class: int = 40
+    clips_per_class: int = 100  # 640 train / 160 test clips, as benchmarks/train_synthetic.py
     num_frames: int | None = None
     size: int = 64
     seed: int = 0
