@@ -176,7 +176,10 @@ def _run(args: argparse.Namespace) -> int:
         experiment_config=args.experiment_config,
         config_overrides=overrides,
         data_location=args.data_location,
-        synth=SynthOptions(clips_per_class=args.clips_per_class, seed=args.seed),
+        synth=SynthOptions(
+            **({} if args.clips_per_class is None else {"clips_per_class": args.clips_per_class}),
+            seed=args.seed,
+        ),
         registry=args.registry,
         model_display_name=args.model_display_name,
         min_gain=args.min_gain,
@@ -297,7 +300,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--set", action="append", default=None, metavar="KEY=VALUE", help="config override"
     )
     run_parser.add_argument("--data-location", default=None, help="UCF101-layout video dir")
-    run_parser.add_argument("--clips-per-class", type=int, default=40)
+    run_parser.add_argument(
+        "--clips-per-class",
+        type=int,
+        default=None,
+        help="synthetic clips per class (default: 100, i.e. 640 train / 160 test clips)",
+    )
     run_parser.add_argument("--seed", type=int, default=0)
     run_parser.add_argument("--registry", default=None, help="default: WORKDIR/registry")
     run_parser.add_argument("--model-display-name", default="assemblenet-synthetic")

@@ -18,9 +18,11 @@ def should_promote(
     """Decide whether the challenger becomes champion.
 
     The challenger wins when there is no champion (``champion_metrics`` is ``None``), or when its
-    ``metric`` improves on the champion's by at least ``min_gain`` in the good direction (a gain of
-    exactly ``min_gain`` wins, so ``min_gain=0`` promotes ties). A champion that lacks the metric
-    (registered by an older pipeline) or whose value is NaN loses to any finite challenger.
+    ``metric`` is strictly better than the champion's and by at least ``min_gain`` in the good
+    direction (a gain of exactly ``min_gain > 0`` wins). A tie never wins, whatever ``min_gain``:
+    replacing the champion with an equally good model only churns what is served. A champion
+    that lacks the metric (registered by an older pipeline) or whose value is NaN loses to any
+    finite challenger.
 
     Args:
         challenger_metrics: Metric name -> value of the new version (e.g. ``{"top_1": 0.8}``).
@@ -53,4 +55,6 @@ def should_promote(
         return True
     gain = challenger - champion if higher_is_better else champion - challenger
     # Compare with a tolerance so that 0.8 - 0.7 >= 0.1 holds despite binary rounding.
+    if math.isclose(gain, 0.0, abs_tol=1e-12) or gain < 0:
+        return False
     return gain >= min_gain or math.isclose(gain, min_gain, rel_tol=1e-9, abs_tol=1e-12)

@@ -16,7 +16,7 @@ from model.errors import RegistryError
         (0.5, None, 0.0, True, True),  # no champion: always promote
         (0.0, None, 0.5, True, True),
         (0.8, 0.7, 0.0, True, True),  # better
-        (0.7, 0.7, 0.0, True, True),  # tie passes a zero gain
+        (0.7, 0.7, 0.0, True, False),  # a tie never replaces the champion
         (0.6, 0.7, 0.0, True, False),  # worse
         (0.8, 0.7, 0.1, True, True),  # exactly the gain (despite float rounding)
         (0.79, 0.7, 0.1, True, False),  # short of the gain
