@@ -5,7 +5,8 @@ Example:
         --steps 5 --json
 
 Random clips and labels; the first (tracing) step is excluded. The reference (Model Garden,
-tf_keras) takes about 1.4 s per step on a 2-core x86-64 CPU at these settings. Besides the wall
+tf_keras) takes about 1.4 s per step on a 2-core x86-64 CPU at these settings;
+``benchmarks/reference_step.py`` times it the same way on this machine. Besides the wall
 times the JSON line holds the median process CPU time per step (all threads), which is the more
 stable figure on a machine shared with other jobs.
 """
@@ -52,11 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from model.assemblenet import build_model, count_params
+    from model.train_lib import MomentumSGD
 
     model = build_model(
         args.preset, num_classes=args.classes, num_frames=args.frames, image_size=args.size
     )
-    optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
+    # The training code's SGD (Keras's update rule, fused into one op per variable).
+    optimizer = MomentumSGD(learning_rate=1e-3, momentum=0.9)
     loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True)
     rng = np.random.default_rng(0)
     x = tf.constant(rng.random((args.batch, args.frames, args.size, args.size, 3), "float32"))

@@ -256,6 +256,50 @@ class RepresentationFlow(keras.layers.Layer):
         return config
 
 
+def _temporal_conv_tf(x: Any, kernel: Any, dilation: int) -> Any:
+    """'Same' ``(k, 1)`` convolution of ``x`` ``(B, T, P, c)`` along T, with a cheaper gradient.
+
+    The forward pass and the input gradient are TensorFlow's (oneDNN) convolutions. The kernel
+    gradient is computed as k matrix products instead: for the tap at time offset ``o``,
+    ``dW[tap] = sum_t x[t + o]^T dy[t]`` over the frames where ``t + o`` is inside the clip,
+    i.e. one ``(B*T'*P, c)^T (B*T'*P, f)`` product of two contiguous slices. oneDNN's
+    backward-weights kernel for these tall, thin (k, 1) convolutions is about 1.8x slower than
+    its forward kernel; the products bring the whole temporal conv (forward + backward) down by
+    about 30 % on CPU (``benchmarks/model_step.py``). Same values up to float rounding.
+    """
+    import tensorflow as tf  # only on the TensorFlow backend
+
+    kernel = tf.convert_to_tensor(kernel)  # a read of the variable, never the variable itself
+    k, num_frames = kernel.shape[0], x.shape[1]
+
+    @tf.autograph.experimental.do_not_convert  # autograph would mangle the returned closure
+    @tf.custom_gradient
+    def conv(x: Any, kernel: Any) -> Any:
+        y = tf.nn.conv2d(x, kernel, strides=1, padding="SAME", dilations=(dilation, 1))
+
+        def grad(dy: Any) -> tuple[Any, Any]:
+            dx = tf.nn.conv2d_transpose(
+                dy, kernel, tf.shape(x), strides=1, padding="SAME", dilations=(dilation, 1)
+            )
+            c, f = kernel.shape[2], kernel.shape[3]
+            taps = []
+            for tap in range(k):
+                offset = (tap - k // 2) * dilation
+                if abs(offset) >= num_frames:  # the tap only ever sees the zero padding
+                    taps.append(tf.zeros((c, f), dy.dtype))
+                    continue
+                xs = x[:, max(offset, 0) : num_frames + min(offset, 0)]
+                ds = dy[:, max(-offset, 0) : num_frames - max(offset, 0)]
+                taps.append(
+                    tf.matmul(tf.reshape(xs, (-1, c)), tf.reshape(ds, (-1, f)), transpose_a=True)
+                )
+            return dx, tf.reshape(tf.stack(taps), kernel.shape)
+
+        return y, grad
+
+    return conv(x, kernel)
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class TemporalConv(keras.layers.Layer):
     """Convolution along time only, on a time-folded tensor, without bias.
@@ -297,9 +341,12 @@ class TemporalConv(keras.layers.Layer):
     def call(self, inputs: Any) -> Any:
         _, h, w, c = inputs.shape
         x = ops.reshape(inputs, (-1, self.num_frames, h * w, c))  # (B, T, h*w, c)
-        x = ops.conv(
-            x, self.kernel, strides=1, padding="same", dilation_rate=(self.dilation_rate, 1)
-        )
+        if keras.backend.backend() == "tensorflow":
+            x = _temporal_conv_tf(x, ops.convert_to_tensor(self.kernel), self.dilation_rate)
+        else:
+            x = ops.conv(
+                x, self.kernel, strides=1, padding="same", dilation_rate=(self.dilation_rate, 1)
+            )
         return ops.reshape(x, (-1, h, w, self.filters))  # (B*T, h, w, filters)
 
     def compute_output_shape(self, input_shape: Sequence[Any]) -> tuple[Any, ...]:

@@ -76,6 +76,57 @@ def test_temporal_conv_never_mixes_clips() -> None:
     np.testing.assert_allclose(alone[0], expected, rtol=1e-4, atol=1e-5)
 
 
+def _shift_in_time(x: np.ndarray, offset: int) -> np.ndarray:
+    """x[:, t + offset] for every t, zero where t + offset is outside the clip ((B, T, ...))."""
+    out = np.zeros_like(x)
+    t = x.shape[1]
+    if abs(offset) < t:
+        if offset >= 0:
+            out[:, : t - offset] = x[:, offset:]
+        else:
+            out[:, -offset:] = x[:, : t + offset]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("frames", "kernel_size", "dilation"), [(6, 3, 1), (6, 3, 2), (4, 3, 4), (8, 5, 4)]
+)
+def test_temporal_conv_gradients_match_the_definition(
+    frames: int, kernel_size: int, dilation: int
+) -> None:
+    # The TensorFlow path has a hand-written kernel gradient (matrix products per tap); check
+    # the values and both gradients against the convolution written out in numpy. (4, 3, 4) and
+    # (8, 5, 4) have taps that fall entirely outside the clip.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    batch, h, w, c_in, c_out = 2, 2, 3, 4, 5
+    layer = TemporalConv(c_out, kernel_size, dilation, frames)
+    x = rng.normal(size=(batch * frames, h, w, c_in)).astype("float32")
+    upstream = rng.normal(size=(batch * frames, h, w, c_out)).astype("float32")
+    layer.build(x.shape)
+
+    @tf.function
+    def forward_backward(x: tf.Tensor) -> list[tf.Tensor]:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * upstream)
+        return [y, *tape.gradient(loss, [x, layer.kernel.value])]
+
+    y, dx, dkernel = (np.asarray(v) for v in forward_backward(tf.constant(x)))
+    kernel = np.asarray(layer.kernel)[:, 0]  # (k, c_in, c_out)
+    x5 = x.reshape(batch, frames, h * w, c_in)
+    g5 = upstream.reshape(batch, frames, h * w, c_out)
+    offsets = [(tap - kernel_size // 2) * dilation for tap in range(kernel_size)]
+    expected_y = sum(_shift_in_time(x5, o) @ kernel[i] for i, o in enumerate(offsets))
+    expected_dx = sum(_shift_in_time(g5, -o) @ kernel[i].T for i, o in enumerate(offsets))
+    expected_dk = np.stack([np.einsum("btpc,btpf->cf", _shift_in_time(x5, o), g5) for o in offsets])
+    np.testing.assert_allclose(y, expected_y.reshape(y.shape), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx, expected_dx.reshape(dx.shape), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dkernel[:, 0], expected_dk, rtol=1e-4, atol=1e-4)
+
+
 def test_fusion_pools_weights_groups_and_projects() -> None:
     rng = np.random.default_rng(1)
     big = rng.random((2, 8, 8, 4)).astype("float32")  # pooled 8 -> 4 with r = 2
