@@ -207,10 +207,11 @@ def train_clip(
     # (symmetric, half-pixel-centred) bilinear resize and moves 4x fewer bytes.
     if random_flip_lr:
         frames = random_flip(frames, seeds[2])
-    frames = resize(frames, image_size, image_size)  # (T, S, S, 3) float32 0..255
-    # Bilinear interpolation is a convex combination, so values stay in [0, 255]: scaling
-    # suffices (no clipping pass over the clip).
-    return tf.cast(frames * (1.0 / 255.0), dtype)
+    # Scale before resizing: resizing is linear, so the result is the same up to float rounding,
+    # and TensorFlow's bilinear kernel is markedly faster on float32 input than on uint8.
+    # Bilinear interpolation is a convex combination, so values stay in [0, 1] (no clipping).
+    frames = resize(tf.cast(frames, tf.float32) * (1.0 / 255.0), image_size, image_size)
+    return tf.cast(frames, dtype)  # (T, S, S, 3)
 
 
 def eval_clip(
