@@ -280,6 +280,7 @@ def make_tfds_dataset(
     input_context: tf.distribute.InputContext | None = None,
     repeat: bool | None = None,
     drop_remainder: bool | None = None,
+    random_flip: bool = True,
 ) -> tf.data.Dataset:
     """Build the same pipeline over a prepared TFDS video dataset (e.g. ``ucf101/ucf101_1_256``).
 
@@ -332,4 +333,5 @@ def make_tfds_dataset(
         deterministic=deterministic,
         repeat=repeat,
         drop_remainder=drop_remainder,
+        random_flip=random_flip,
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from components.synth import generate_dataset
+from tests.fakes.fixtures import gcs_emulator  # noqa: F401  (fixture for the gs:// tests)
 
 # Small enough to keep the whole data suite within its time share.
 NUM_CLASSES = 3
