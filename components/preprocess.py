@@ -201,6 +201,47 @@ def _validate_dataflow(options: PreprocessOptions) -> None:
         raise ConfigError("--max-num-workers must be >= 1")
 
 
+class LocalWorkerLogFilter(logging.Filter):
+    """Keep what matters of the DirectRunner's forwarded worker logs, as plain lines.
+
+    In multi-processing mode every log record of every worker comes back to the driver as one
+    ``Worker: <LogEntry proto in text form>`` line, including the SDK harness's start-up chatter.
+    This keeps the job's own lines (logged from ``components/`` or ``model/``: shard progress)
+    and anything at WARNING or above, rewritten as ``worker: <message>``, and drops the rest.
+    """
+
+    _FIELD = r'{}: "((?:[^"\\]|\\.)*)"'
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != "Worker: %s" or not record.args:
+            return True
+        entry = str(record.args[0] if isinstance(record.args, tuple) else record.args)
+        message = _text_field(entry, "message")
+        location = _text_field(entry, "log_location") or ""
+        ours = any(f"/{package}/" in location for package in ("components", "model"))
+        if record.levelno < logging.WARNING and not ours:
+            return False
+        record.msg, record.args = "worker: %s", (message,)
+        return True
+
+
+def _text_field(entry: str, name: str) -> str | None:
+    import re
+
+    match = re.search(LocalWorkerLogFilter._FIELD.format(name), entry)
+    if match is None:
+        return None
+    return match.group(1).encode("latin-1", "backslashreplace").decode("unicode_escape")
+
+
+def quiet_local_runner_logs() -> None:
+    """Install :class:`LocalWorkerLogFilter` and silence Beam's INFO-level type-hint notes."""
+    job_service = logging.getLogger("apache_beam.runners.portability.local_job_service")
+    if not any(isinstance(f, LocalWorkerLogFilter) for f in job_service.filters):
+        job_service.addFilter(LocalWorkerLogFilter())
+    logging.getLogger("apache_beam.typehints.native_type_compatibility").setLevel(logging.WARNING)
+
+
 def build_pipeline_options(options: PreprocessOptions) -> PipelineOptions:
     """Translate typed options to Beam ``PipelineOptions`` (validated first).
 
@@ -210,6 +251,7 @@ def build_pipeline_options(options: PreprocessOptions) -> PipelineOptions:
     """
     options.validate()
     if options.runner == "DirectRunner":
+        quiet_local_runner_logs()
         # The DirectRunner would first try to download and start the Prism runner (a network
         # fetch, and it ignores the worker settings); its FnApiRunner engine is what runs the
         # job with `direct_num_workers` processes, offline.
@@ -556,7 +598,7 @@ class EncodeShardFn(beam.DoFn):
         self._frames_done += frames
         elapsed = time.monotonic() - self._start
         logger.info(
-            "worker: shard %s done (%d clips); this worker %d clips, %d frames, %.0f frames/s",
+            "shard %s done (%d clips); this worker: %d clips, %d frames, %.0f frames/s",
             posixpath.basename(final),
             clips,
             self._clips_done,

@@ -244,3 +244,27 @@ def test_runner_options() -> None:
     local_out = dataclasses.replace(dataflow, out="/local/out")
     with pytest.raises(ConfigError, match="--out must be gs:// URIs"):
         local_out.validate()
+
+
+def test_local_worker_logs_keep_the_jobs_lines_and_warnings() -> None:
+    import logging
+
+    from apache_beam.portability.api import beam_fn_api_pb2
+
+    def forwarded(level: int, message: str, location: str) -> logging.LogRecord:
+        entry = beam_fn_api_pb2.LogEntry(message=message, log_location=location)
+        text = str(entry).replace("\n", " ")  # what Beam's job service logs
+        return logging.LogRecord("beam", level, "f", 1, "Worker: %s", (text,), None)
+
+    keep = preprocess.LocalWorkerLogFilter()
+    chatter = forwarded(logging.INFO, "Logging handler created.", "/x/sdk_worker_main.py:97")
+    assert not keep.filter(chatter)
+    progress = forwarded(logging.INFO, 'shard "a" done', "/repo/components/preprocess.py:600")
+    assert keep.filter(progress)
+    assert progress.getMessage() == 'worker: shard "a" done'
+    warning = forwarded(logging.WARNING, "disk almost full", "/x/apache_beam/io.py:3")
+    assert keep.filter(warning)
+    assert warning.getMessage() == "worker: disk almost full"
+    other = logging.LogRecord("beam", logging.INFO, "f", 1, "Job state %s", ("DONE",), None)
+    assert keep.filter(other)
+    assert other.getMessage() == "Job state DONE"
