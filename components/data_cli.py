@@ -54,6 +54,15 @@ def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-failure-fraction", type=float, help="fail the job above this (default 0.05)"
     )
+    parser.add_argument(
+        "--isolate-decoder",
+        action="store_true",
+        default=None,
+        help="decode in a child process per worker, so a decoder crash or hang costs one clip",
+    )
+    parser.add_argument(
+        "--decode-timeout-s", type=float, help="per-clip limit of the isolated decoder (600)"
+    )
     parser.add_argument("--runner", choices=("DirectRunner", "DataflowRunner"))
     parser.add_argument("--direct-num-workers", type=int, help="0 (default): all cores")
     parser.add_argument(

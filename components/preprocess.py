@@ -31,12 +31,14 @@ import json
 import logging
 import math
 import posixpath
+import threading
 import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -49,6 +51,10 @@ from model.data.video_io import REASON_ERROR, REASON_MISSING, VideoDecodeError
 from model.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
+
+# Failure reasons of the isolated decoder (the others come from model.data.video_io).
+REASON_CRASHED = "decoder_crashed"
+REASON_TIMEOUT = "timeout"
 
 SOURCES: tuple[str, ...] = ("ucf101", "manifest", "folders")
 RUNNERS: tuple[str, ...] = ("DirectRunner", "DataflowRunner")
@@ -104,6 +110,12 @@ class PreprocessOptions:
         min_frame_fraction: clips decoding fewer than this fraction of the header's frame count
             are dead letters (``truncated``).
         max_failure_fraction: fail the job when more than this fraction of clips fail.
+        isolate_decoder: decode each clip in a long-lived child process (one per worker
+            process), so that a decoder crash (segfault) or hang costs that one clip
+            (``decoder_crashed`` / ``timeout``) instead of the worker and, after the runner's
+            retries, the job. Off by default: it costs a child start-up (a few seconds) per
+            worker and about 10 % CPU for moving the records between processes.
+        decode_timeout_s: with ``isolate_decoder``, give up on a clip after this many seconds.
         runner: ``DirectRunner`` or ``DataflowRunner``.
         direct_num_workers: DirectRunner processes (0: all cores).
         direct_running_mode: ``multi_processing``, ``multi_threading`` or ``in_memory``.
@@ -128,6 +140,8 @@ class PreprocessOptions:
     min_frames: int = 1
     min_frame_fraction: float = 0.9
     max_failure_fraction: float = 0.05
+    isolate_decoder: bool = False
+    decode_timeout_s: float = 600.0
     runner: str = "DirectRunner"
     direct_num_workers: int = 0
     direct_running_mode: str = "multi_processing"
@@ -163,6 +177,8 @@ class PreprocessOptions:
             raise ConfigError(f"--jpeg-quality must be in [1, 100], got {self.jpeg_quality}")
         if not 0.0 <= self.max_failure_fraction <= 1.0:
             raise ConfigError("--max-failure-fraction must be in [0, 1]")
+        if self.decode_timeout_s <= 0:
+            raise ConfigError(f"--decode-timeout-s must be > 0, got {self.decode_timeout_s}")
         if self.num_shards < 0 or self.clips_per_shard < 1:
             raise ConfigError("--num-shards must be >= 0 and --clips-per-shard >= 1")
         if self.runner not in RUNNERS:
@@ -489,6 +505,8 @@ class EncodeSettings:
     fps: float | None = None
     min_frames: int = 1
     min_frame_fraction: float = 0.9
+    isolate_decoder: bool = False
+    decode_timeout_s: float = 600.0
 
 
 def encode_clip(item: ClipItem, settings: EncodeSettings) -> tuple[bytes, int]:
@@ -527,6 +545,168 @@ def encode_clip(item: ClipItem, settings: EncodeSettings) -> tuple[bytes, int]:
     return record, len(encoded.jpeg_frames)
 
 
+ClipEncoder = Callable[[ClipItem, EncodeSettings], tuple[bytes, int]]
+_DECODER_START_TIMEOUT_S = 300
+
+
+def _decoder_main(read_fd: int, write_fd: int) -> None:
+    """Child side of :class:`IsolatedDecoder`: encode the clips it is sent, one at a time.
+
+    First message: ``(encoder "module:name", settings, file-system options)``; then one
+    :class:`ClipItem` per message, answered by ``("ok", (record, frames))`` or
+    ``("error", (reason or None, message))``.
+    """
+    import importlib
+    from multiprocessing.connection import Connection
+
+    inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    encoder_name, settings, filesystem_options = inbox.recv()
+    module, _, name = encoder_name.partition(":")
+    encode = getattr(importlib.import_module(module), name)
+    if filesystem_options is not None:  # as Beam's worker harness does for its own process
+        FileSystems.set_options(filesystem_options)
+    outbox.send(("ready", None))  # imports done: the per-clip timeout starts after this
+    while True:
+        try:
+            item = inbox.recv()
+        except EOFError:  # the parent closed the pipe
+            return
+        try:
+            outbox.send(("ok", encode(item, settings)))
+        except VideoDecodeError as error:
+            outbox.send(("error", (error.reason, str(error))))
+        except Exception as error:  # sent back as text: not every exception pickles
+            outbox.send(("error", (None, f"{type(error).__name__}: {error}")))
+
+
+class IsolatedDecoder:
+    """Runs ``encode`` (:func:`encode_clip`) in one long-lived child process.
+
+    FFmpeg is C: a malformed file can crash or hang it. In the worker itself that kills the
+    worker process, the runner retries the bundle and finally fails the job; here it costs one
+    clip, reported as ``decoder_crashed`` or ``timeout``, and the next clip gets a fresh child.
+    The child is a fresh interpreter (``python -c``, not ``fork``: the worker has gRPC threads;
+    not ``multiprocessing`` spawn either, which re-imports the parent's ``__main__``) talking
+    over two private pipes; the record bytes come back through a pipe, which is cheap next to
+    decoding.
+
+    Args:
+        settings: how to decode and encode.
+        encode: a module-level function ``(item, settings) -> (record, frames)``.
+    """
+
+    def __init__(self, settings: EncodeSettings, encode: ClipEncoder = encode_clip) -> None:
+        self.settings = settings
+        self.encoder_name = f"{encode.__module__}:{encode.__qualname__}"
+        self.lock = threading.Lock()  # one clip at a time through the pipes
+        self._process: Any = None
+        self._inbox: Any = None
+        self._outbox: Any = None
+
+    def _start(self) -> None:
+        import os
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        to_child_read, to_child_write = os.pipe()
+        to_parent_read, to_parent_write = os.pipe()
+        code = (
+            "import sys; from components.preprocess import _decoder_main; "
+            "_decoder_main(int(sys.argv[1]), int(sys.argv[2]))"
+        )
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and Path(p).is_dir())
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", code, str(to_child_read), str(to_parent_write)],
+            pass_fds=(to_child_read, to_parent_write),
+            env=env,
+        )
+        os.close(to_child_read)
+        os.close(to_parent_write)
+        self._outbox = Connection(to_child_write, readable=False)
+        self._inbox = Connection(to_parent_read, writable=False)
+        self._outbox.send(
+            (self.encoder_name, self.settings, getattr(FileSystems, "_pipeline_options", None))
+        )
+        # Start-up (a fresh interpreter importing Beam and PyAV) is not part of any clip's time.
+        ready = self._inbox.poll(_DECODER_START_TIMEOUT_S)
+        try:
+            status = self._inbox.recv()[0] if ready else "not ready"
+        except (EOFError, ConnectionError, OSError):
+            status = f"exited with code {self._process.wait()}"
+        if status != "ready":  # a broken environment, not a bad clip: fail loudly
+            self.close()
+            raise RuntimeError(f"the decoder process did not start: {status}")
+
+    def __call__(self, item: ClipItem) -> tuple[bytes, int]:
+        if self._process is None or self._process.poll() is not None:
+            self.close()
+            self._start()
+        path = item.path or item.listed_path
+        try:
+            self._outbox.send(item)
+            # poll() also returns when the child dies: recv() then raises EOFError.
+            answered = self._inbox.poll(self.settings.decode_timeout_s)
+            if answered:
+                status, payload = self._inbox.recv()
+        except (EOFError, ConnectionError, OSError):
+            try:
+                code = self._process.wait(timeout=5)
+            except Exception:  # still running but not talking: treat as crashed
+                code = None
+            self.close()
+            raise VideoDecodeError(
+                f"{path}: the decoder process died (exit code {code})", REASON_CRASHED
+            ) from None
+        if not answered:
+            self.close()
+            raise VideoDecodeError(
+                f"{path}: decoding took longer than {self.settings.decode_timeout_s:g} s",
+                REASON_TIMEOUT,
+            )
+        if status == "ok":
+            return payload
+        reason, message = payload
+        if reason is not None:
+            raise VideoDecodeError(message, reason)
+        raise RuntimeError(message)
+
+    def close(self) -> None:
+        """Stop the child (killed if it is still busy)."""
+        for connection in (self._inbox, self._outbox):
+            if connection is not None:
+                connection.close()
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+        self._process = self._inbox = self._outbox = None
+
+
+_SHARED_DECODERS: dict[EncodeSettings, IsolatedDecoder] = {}
+_SHARED_DECODERS_LOCK = threading.Lock()
+
+
+def shared_decoder(settings: EncodeSettings) -> Callable[[ClipItem], tuple[bytes, int]]:
+    """This process's :class:`IsolatedDecoder` for ``settings``, safe to call from any thread.
+
+    A Beam worker runs several bundles (so several DoFn instances) on threads; one child per
+    worker process keeps the decoding at one core per worker and pays the start-up once. The
+    child exits when this process does (its pipe closes).
+    """
+    with _SHARED_DECODERS_LOCK:
+        if settings not in _SHARED_DECODERS:
+            _SHARED_DECODERS[settings] = IsolatedDecoder(settings)
+        decoder = _SHARED_DECODERS[settings]
+
+    def call(item: ClipItem) -> tuple[bytes, int]:
+        with decoder.lock:
+            return decoder(item)
+
+    return call
+
+
 class EncodeShardFn(beam.DoFn):
     """Encode the clips of one shard, in example-id order, straight into the shard file.
 
@@ -551,6 +731,12 @@ class EncodeShardFn(beam.DoFn):
         self._clips_done = 0
         self._frames_done = 0
         self._start = time.monotonic()
+        self._decoder = shared_decoder(self.settings) if self.settings.isolate_decoder else None
+
+    def _encode(self, item: ClipItem) -> tuple[bytes, int]:
+        if self._decoder is not None:
+            return self._decoder(item)
+        return encode_clip(item, self.settings)
 
     def _dead_letter(self, item: ClipItem, reason: str, error: str) -> beam.pvalue.TaggedOutput:
         self._failed.inc()
@@ -578,7 +764,7 @@ class EncodeShardFn(beam.DoFn):
             # would then feed training one class at a time.
             for item in sorted(items, key=record_order):
                 try:
-                    record, count = encode_clip(item, self.settings)
+                    record, count = self._encode(item)
                 except VideoDecodeError as error:
                     yield self._dead_letter(item, error.reason, str(error))
                     continue
@@ -657,6 +843,8 @@ def build_pipeline(
         fps=options.fps,
         min_frames=options.min_frames,
         min_frame_fraction=options.min_frame_fraction,
+        isolate_decoder=options.isolate_decoder,
+        decode_timeout_s=options.decode_timeout_s,
     )
     results = (
         pipeline
@@ -782,6 +970,9 @@ def run_preprocess(
         options = PreprocessOptions(**options)
     options.validate()
     beam_options = pipeline_options or build_pipeline_options(options)
+    # The driver lists and writes files before and after the pipeline runs: with the same
+    # file-system options (credentials, impersonation) as the workers.
+    FileSystems.set_options(beam_options)
     start = time.monotonic()
     names, items = list_items(options)
     if not items:

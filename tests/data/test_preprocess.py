@@ -127,8 +127,11 @@ def test_corrupt_inputs_dead_letters_threshold_and_determinism(
         out=str(tmp_path / "out1"),
         num_shards=2,
         max_failure_fraction=0.5,
+        isolate_decoder=True,  # decoding in the child process; the CLI run below decodes inline
     )
     stats = run_preprocess(options, pipeline_options=local_beam_options())
+    # In-memory runner: the worker is this process, whose decoder child did the decoding.
+    assert any(d._process is not None for d in preprocess._SHARED_DECODERS.values())
     assert stats["failures"] == {"empty": 1, "missing": 1, "truncated": 1, "unreadable": 1}
     assert stats["num_failed"] == 4
     assert stats["num_listed"] == 16
@@ -143,8 +146,8 @@ def test_corrupt_inputs_dead_letters_threshold_and_determinism(
     assert by_reason["missing"]["path"].endswith("MoveLeft/v_MoveLeft_g09_c09.avi")
     assert all(letter["split"] == "test" for letter in letters)
 
-    # The same job through the CLI with the default threshold (5%) fails loudly, after writing
-    # the same shards byte for byte and the stats.
+    # The same job through the CLI with the default threshold (5%) and the decoder in the worker
+    # fails loudly, after writing the same shards byte for byte and the stats.
     status = cli_main(
         [
             "data",
@@ -268,3 +271,41 @@ def test_local_worker_logs_keep_the_jobs_lines_and_warnings() -> None:
     other = logging.LogRecord("beam", logging.INFO, "f", 1, "Job state %s", ("DONE",), None)
     assert keep.filter(other)
     assert other.getMessage() == "Job state DONE"
+
+
+def test_isolated_decoder_survives_crashes_and_hangs(synth_root: Path, tmp_path: Path) -> None:
+    from components.preprocess import (
+        REASON_CRASHED,
+        REASON_TIMEOUT,
+        EncodeSettings,
+        IsolatedDecoder,
+        encode_clip,
+    )
+    from model.data.video_io import VideoDecodeError
+    from tests.data.misbehaving_decoder import encode_or_misbehave
+
+    good = _item(next((synth_root / "videos").rglob("*.avi")), "good")
+    garbage = tmp_path / "garbage.avi"
+    garbage.write_bytes(b"not a video" * 50)
+    settings = EncodeSettings(decode_timeout_s=3.0)
+    expected = encode_clip(good, settings)
+    decoder = IsolatedDecoder(settings, encode=encode_or_misbehave)
+    try:
+        assert decoder(good) == expected  # same bytes as decoding in this process
+        first_child = decoder._process.pid
+        with pytest.raises(VideoDecodeError) as crashed:
+            decoder(_item(tmp_path / "segfault.avi", "crash"))
+        assert crashed.value.reason == REASON_CRASHED
+        assert "exit code -11" in str(crashed.value)  # SIGSEGV
+        assert decoder(good) == expected  # a fresh child took over
+        assert decoder._process.pid != first_child
+        with pytest.raises(VideoDecodeError) as hung:
+            decoder(_item(tmp_path / "hang.avi", "hang"))
+        assert hung.value.reason == REASON_TIMEOUT
+        with pytest.raises(VideoDecodeError) as unreadable:  # ordinary errors come back as such
+            decoder(_item(garbage, "garbage"))
+        assert unreadable.value.reason == "unreadable"
+        assert decoder(good) == expected
+    finally:
+        decoder.close()
+    assert decoder._process is None
