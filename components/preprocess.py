@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import posixpath
+import re
 import threading
 import time
 import uuid
@@ -226,8 +227,6 @@ class LocalWorkerLogFilter(logging.Filter):
     and anything at WARNING or above, rewritten as ``worker: <message>``, and drops the rest.
     """
 
-    _FIELD = r'{}: "((?:[^"\\]|\\.)*)"'
-
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg != "Worker: %s" or not record.args:
             return True
@@ -242,9 +241,8 @@ class LocalWorkerLogFilter(logging.Filter):
 
 
 def _text_field(entry: str, name: str) -> str | None:
-    import re
-
-    match = re.search(LocalWorkerLogFilter._FIELD.format(name), entry)
+    """The unescaped value of ``name: "..."`` in a protobuf text-format string."""
+    match = re.search(name + r': "((?:[^"\\]|\\.)*)"', entry)
     if match is None:
         return None
     return match.group(1).encode("latin-1", "backslashreplace").decode("unicode_escape")
@@ -554,7 +552,7 @@ def _decoder_main(read_fd: int, write_fd: int) -> None:
 
     First message: ``(encoder "module:name", settings, file-system options)``; then one
     :class:`ClipItem` per message, answered by ``("ok", (record, frames))`` or
-    ``("error", (reason or None, message))``.
+    ``("error", (reason, message))``.
     """
     import importlib
     from multiprocessing.connection import Connection
@@ -575,8 +573,8 @@ def _decoder_main(read_fd: int, write_fd: int) -> None:
             outbox.send(("ok", encode(item, settings)))
         except VideoDecodeError as error:
             outbox.send(("error", (error.reason, str(error))))
-        except Exception as error:  # sent back as text: not every exception pickles
-            outbox.send(("error", (None, f"{type(error).__name__}: {error}")))
+        except Exception as error:  # as text (not every exception pickles), like the inline path
+            outbox.send(("error", (REASON_ERROR, f"{type(error).__name__}: {error}")))
 
 
 class IsolatedDecoder:
@@ -668,9 +666,7 @@ class IsolatedDecoder:
         if status == "ok":
             return payload
         reason, message = payload
-        if reason is not None:
-            raise VideoDecodeError(message, reason)
-        raise RuntimeError(message)
+        raise VideoDecodeError(message, reason)
 
     def close(self) -> None:
         """Stop the child (killed if it is still busy)."""
