@@ -12,13 +12,18 @@ Sources:
 
 Paths may be local or ``gs://`` (Beam ``FileSystems``; videos are streamed, never copied).
 
-Graph: ``Create(items) -> key (split, crc32(example_id) % shards) -> GroupByKey -> Reshuffle ->
-EncodeShard -> (shards, failed)``. Only the small clip descriptions are shuffled; each shard's
-clips are decoded in example-id order and written straight to a temporary file that is renamed
-when complete, so worker memory stays flat and reruns give byte-identical shards. ``failed``
-becomes ``dead_letter.jsonl`` (path, split, example_id, reason, error). After the job the
-driver writes ``label_map.txt`` and ``stats.json`` and fails (``DataError``) when the failure
-fraction exceeds ``max_failure_fraction``.
+Graph: the driver groups the clips into shard plans (``crc32(example_id) % shards`` per split,
+clips in a fixed class-mixing order) and writes them to a JSON-lines file in a work folder under
+the output; the job is ``ReadFromText(plans) -> Reshuffle -> EncodeShard``. The graph is the same
+few transforms whatever the dataset size (a clip list embedded with ``Create`` would grow the
+Dataflow job graph past its size limit for Kinetics), and only the small plans are shuffled.
+``EncodeShard`` decodes each shard's clips one at a time, writes them straight to a temporary file
+that is renamed when complete, then writes the shard's result (clip and frame counts, dead
+letters) next to the plans; so worker memory stays flat, a retried shard overwrites its own files,
+and reruns give byte-identical shards. After the job the driver merges the results into
+``dead_letter.jsonl`` (path, split, example_id, reason, error), ``label_map.txt`` and
+``stats.json``, and fails (``DataError``) when the failure fraction exceeds
+``max_failure_fraction``.
 """
 
 from __future__ import annotations
@@ -37,8 +42,8 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +318,15 @@ def _read_text(path: str) -> str:
         raise DataError(f"cannot read {path}: {error}") from error
 
 
+def _write_text_atomic(path: str, text: str) -> None:
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as sink:
+        sink.write(text.encode("utf-8"))
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([temporary], [path])
+
+
 def _list_videos(root: str) -> list[str]:
     """All video files under ``root`` (recursive), sorted."""
     pattern = _join(root, "**")
@@ -488,6 +502,43 @@ def record_order(item: ClipItem) -> tuple[str, str]:
     """Deterministic, class-mixing order of the records inside one shard."""
     digest = hashlib.sha1(item.example_id.encode()).hexdigest()
     return digest, item.example_id
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """The clips of one output shard, in the order they are written.
+
+    Plans travel through the job as one JSON line each (see :func:`plan_shards`).
+    """
+
+    split: str
+    shard: int
+    items: tuple[ClipItem, ...]
+
+    def to_json(self) -> str:
+        """One JSON line (no newline inside: ``json`` escapes them in strings)."""
+        rows = [astuple(item) for item in self.items]
+        return json.dumps({"split": self.split, "shard": self.shard, "items": rows})
+
+    @classmethod
+    def from_json(cls, line: str) -> ShardPlan:
+        data = json.loads(line)
+        items = tuple(ClipItem(*row) for row in data["items"])
+        return cls(split=data["split"], shard=int(data["shard"]), items=items)
+
+
+def plan_shards(items: Sequence[ClipItem], num_shards: dict[str, int]) -> list[ShardPlan]:
+    """Group clips into shard plans: ``(split, crc32(id) % shards)``, clips in record order.
+
+    Shards that get no clip have no plan (the driver writes them empty after the job).
+    """
+    groups: dict[tuple[str, int], list[ClipItem]] = {}
+    for item in items:
+        groups.setdefault(shard_key(item, num_shards), []).append(item)
+    return [
+        ShardPlan(split, shard, tuple(sorted(group, key=record_order)))
+        for (split, shard), group in sorted(groups.items())
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -704,21 +755,30 @@ def shared_decoder(settings: EncodeSettings) -> Callable[[ClipItem], tuple[bytes
 
 
 class EncodeShardFn(beam.DoFn):
-    """Encode the clips of one shard, in example-id order, straight into the shard file.
+    """Encode the clips of one :class:`ShardPlan` straight into the shard file.
 
-    Input ``((split, shard), items)``. Records never travel through the runner: each is written
-    to ``<out>/.tmp-<uuid>-<shard name>`` as soon as it is encoded (one clip in memory at a
-    time), and the file is renamed to its final name when complete. Main output: one summary
-    ``{split, shard, path, clips, frames, per_class}``; tagged output ``failed``: dead-letter
-    dicts ``{path, split, example_id, reason, error}``.
+    Records never travel through the runner: each is written to
+    ``<out>/.tmp-<uuid>-<shard name>`` as soon as it is encoded (one clip in memory at a time),
+    and the file is renamed to its final name when complete. With ``results_dir``, the shard's
+    result (its summary and dead letters) is then written there as ``result-<split>-<shard>.json``
+    (atomically, so a retried shard replaces it) for the driver to merge. Main output: one
+    summary ``{split, shard, path, clips, frames, per_class}``; tagged output ``failed``:
+    dead-letter dicts ``{path, split, example_id, reason, error}``.
     """
 
     FAILED = "failed"
 
-    def __init__(self, out: str, num_shards: dict[str, int], settings: EncodeSettings) -> None:
+    def __init__(
+        self,
+        out: str,
+        num_shards: dict[str, int],
+        settings: EncodeSettings,
+        results_dir: str | None = None,
+    ) -> None:
         self.out = out
         self.num_shards = dict(num_shards)
         self.settings = settings
+        self.results_dir = results_dir
 
     def setup(self) -> None:
         self._ok = beam.metrics.Metrics.counter("video", "ok")
@@ -734,38 +794,37 @@ class EncodeShardFn(beam.DoFn):
             return self._decoder(item)
         return encode_clip(item, self.settings)
 
-    def _dead_letter(self, item: ClipItem, reason: str, error: str) -> beam.pvalue.TaggedOutput:
+    def _dead_letter(self, item: ClipItem, reason: str, error: str) -> dict[str, str]:
         self._failed.inc()
         beam.metrics.Metrics.counter("video", f"failed_{reason}").inc()
-        letter = {
+        return {
             "path": item.path or item.listed_path,
             "split": item.split,
             "example_id": item.example_id,
             "reason": reason,
             "error": error,
         }
-        return beam.pvalue.TaggedOutput(self.FAILED, letter)
 
-    def process(self, element: tuple[tuple[str, int], Iterable[ClipItem]]) -> Iterator[Any]:
+    def process(self, plan: ShardPlan) -> Iterator[Any]:
         from apache_beam.io.tfrecordio import _TFRecordUtil
 
-        (split, shard), items = element
-        final = _join(self.out, schema.shard_name(split, shard, self.num_shards[split]))
+        final = _join(
+            self.out, schema.shard_name(plan.split, plan.shard, self.num_shards[plan.split])
+        )
         temporary = _join(self.out, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(final)}")
         per_class: Counter[str] = Counter()
+        letters: list[dict[str, str]] = []
         clips = frames = 0
         with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as sink:
-            # Order within a shard by a stable hash, not by id: ids start with the class name,
-            # so id order would write each shard class by class and a small shuffle buffer
-            # would then feed training one class at a time.
-            for item in sorted(items, key=record_order):
+            for item in plan.items:
                 try:
                     record, count = self._encode(item)
                 except VideoDecodeError as error:
-                    yield self._dead_letter(item, error.reason, str(error))
+                    letters.append(self._dead_letter(item, error.reason, str(error)))
                     continue
                 except Exception as error:  # a bad file must never stop the job; report it
-                    yield self._dead_letter(item, REASON_ERROR, f"{type(error).__name__}: {error}")
+                    message = f"{type(error).__name__}: {error}"
+                    letters.append(self._dead_letter(item, REASON_ERROR, message))
                     continue
                 _TFRecordUtil.write_record(sink, record)
                 per_class[item.label_name] += 1
@@ -776,6 +835,18 @@ class EncodeShardFn(beam.DoFn):
         if FileSystems.exists(final):
             FileSystems.delete([final])
         FileSystems.rename([temporary], [final])
+        summary = {
+            "split": plan.split,
+            "shard": plan.shard,
+            "path": final,
+            "clips": clips,
+            "frames": frames,
+            "per_class": dict(per_class),
+        }
+        if self.results_dir is not None:
+            result = {"summary": summary, "dead_letters": letters}
+            name = f"result-{plan.split}-{plan.shard:05d}.json"
+            _write_text_atomic(_join(self.results_dir, name), json.dumps(result, sort_keys=True))
         self._clips_done += clips
         self._frames_done += frames
         elapsed = time.monotonic() - self._start
@@ -787,53 +858,40 @@ class EncodeShardFn(beam.DoFn):
             self._frames_done,
             self._frames_done / max(elapsed, 1e-9),
         )
-        yield {
-            "split": split,
-            "shard": shard,
-            "path": final,
-            "clips": clips,
-            "frames": frames,
-            "per_class": dict(per_class),
-        }
+        for letter in letters:
+            yield beam.pvalue.TaggedOutput(self.FAILED, letter)
+        yield summary
 
 
 class WriteShards(beam.PTransform):
-    """``ClipItem``s -> shard files; outputs ``shards`` (summaries) and ``failed`` (dead letters).
+    """Shard plans -> shard files; outputs ``shards`` (summaries) and ``failed`` (dead letters).
 
-    Items are keyed by ``(split, crc32(example_id) % shards)`` and grouped: only the small item
-    descriptions are shuffled, so worker memory does not grow with the dataset. A ``Reshuffle``
-    then spreads the shards over the workers before the expensive decoding, which is not fused
-    onto the worker that created the list.
+    A ``Reshuffle`` first spreads the plans over the workers, so the expensive decoding is not
+    fused onto the one worker that read the plan list. Only the small plans are shuffled, so
+    worker memory does not grow with the dataset.
     """
 
-    def __init__(self, out: str, num_shards: dict[str, int], settings: EncodeSettings) -> None:
+    def __init__(
+        self,
+        out: str,
+        num_shards: dict[str, int],
+        settings: EncodeSettings,
+        results_dir: str | None = None,
+    ) -> None:
         super().__init__()
-        self.fn = EncodeShardFn(out, num_shards, settings)
-        self.num_shards = dict(num_shards)
+        self.fn = EncodeShardFn(out, num_shards, settings, results_dir)
 
-    def expand(self, items: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        num_shards = self.num_shards
+    def expand(self, plans: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         return (
-            items
-            | "KeyByShard"
-            >> beam.Map(
-                lambda item: ((item.split, shard_of(item.example_id, num_shards[item.split])), item)
-            )
-            | "GroupByShard" >> beam.GroupByKey()
+            plans
             | "Reshuffle" >> beam.Reshuffle()
             | "EncodeShard" >> beam.ParDo(self.fn).with_outputs(EncodeShardFn.FAILED, main="shards")
         )
 
 
-def build_pipeline(
-    pipeline: beam.Pipeline,
-    items: Sequence[ClipItem],
-    options: PreprocessOptions,
-    num_shards: dict[str, int],
-    work_dir: str,
-) -> None:
-    """Add the whole job to ``pipeline``: shards, dead letters and shard summaries."""
-    settings = EncodeSettings(
+def encode_settings(options: PreprocessOptions) -> EncodeSettings:
+    """The per-clip part of the job options."""
+    return EncodeSettings(
         jpeg_quality=options.jpeg_quality,
         short_side=options.short_side,
         fps=options.fps,
@@ -842,26 +900,21 @@ def build_pipeline(
         isolate_decoder=options.isolate_decoder,
         decode_timeout_s=options.decode_timeout_s,
     )
-    results = (
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline,
+    plan_path: str,
+    options: PreprocessOptions,
+    num_shards: dict[str, int],
+    work_dir: str,
+) -> None:
+    """Add the whole job to ``pipeline``: read the shard plans, write shards and their results."""
+    _ = (
         pipeline
-        | "ListClips" >> beam.Create(list(items))
-        | "WriteShards" >> WriteShards(options.out, num_shards, settings)
-    )
-    (
-        results.shards
-        | "SummaryJson" >> beam.Map(json.dumps, sort_keys=True)
-        | "WriteSummaries"
-        >> beam.io.WriteToText(_join(work_dir, "shards"), file_name_suffix=".jsonl")
-    )
-    (
-        results[EncodeShardFn.FAILED]
-        | "DeadLetterJson" >> beam.Map(json.dumps, sort_keys=True)
-        | "WriteDeadLetters"
-        >> beam.io.WriteToText(
-            _join(options.out, DEAD_LETTER_NAME),
-            file_name_suffix=".jsonl",
-            shard_name_template="",
-        )
+        | "ReadPlans" >> beam.io.ReadFromText(plan_path)
+        | "ParsePlans" >> beam.Map(ShardPlan.from_json)
+        | "WriteShards" >> WriteShards(options.out, num_shards, encode_settings(options), work_dir)
     )
 
 
@@ -869,20 +922,17 @@ def build_pipeline(
 # Driver.
 
 
-def _read_jsonl(pattern: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for match in FileSystems.match([pattern])[0].metadata_list:
-        rows += [json.loads(line) for line in _read_text(match.path).splitlines() if line]
-    return rows
+def _list(pattern: str) -> list[str]:
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-def _write_text_atomic(path: str, text: str) -> None:
-    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-    with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as sink:
-        sink.write(text.encode("utf-8"))
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([temporary], [path])
+def _delete_work_dir(work_dir: str) -> None:
+    """Delete the job's work folder (plans, shard results), also after a failed run."""
+    leftovers = _list(_join(work_dir, "*"))
+    if leftovers:
+        FileSystems.delete(leftovers)
+    if "://" not in work_dir and FileSystems.exists(work_dir):
+        FileSystems.delete([work_dir])
 
 
 def _finish_shards(out: str, num_shards: dict[str, int]) -> None:
@@ -985,16 +1035,25 @@ def run_preprocess(
     if not FileSystems.exists(options.out):
         FileSystems.mkdirs(options.out)
     work_dir = _join(options.out, f".work-{uuid.uuid4().hex}")
+    plan_path = _join(work_dir, "plans.jsonl")
+    plans = plan_shards(items, num_shards)
+    _write_text_atomic(plan_path, "".join(plan.to_json() + "\n" for plan in plans))
+    try:
+        with beam.Pipeline(options=beam_options) as pipeline:
+            build_pipeline(pipeline, plan_path, options, num_shards, work_dir)
+        results = [json.loads(_read_text(path)) for path in _list(_join(work_dir, "result-*.json"))]
+    finally:
+        _delete_work_dir(work_dir)
+    summaries = [result["summary"] for result in results]
+    dead_letters = sorted(
+        (letter for result in results for letter in result["dead_letters"]),
+        key=lambda letter: (letter["split"], letter["example_id"]),
+    )
     dead_letter_path = _join(options.out, DEAD_LETTER_NAME + ".jsonl")
-    with beam.Pipeline(options=beam_options) as pipeline:
-        build_pipeline(pipeline, items, options, num_shards, work_dir)
-    summaries = _read_jsonl(_join(work_dir, "shards*"))
-    dead_letters = _read_jsonl(dead_letter_path) if FileSystems.exists(dead_letter_path) else []
-    leftovers = [m.path for m in FileSystems.match([_join(work_dir, "*")])[0].metadata_list]
-    if leftovers:
-        FileSystems.delete(leftovers)
-    if "://" not in work_dir and FileSystems.exists(work_dir):
-        FileSystems.delete([work_dir])
+    _write_text_atomic(
+        dead_letter_path,
+        "".join(json.dumps(letter, sort_keys=True) + "\n" for letter in dead_letters),
+    )
     _finish_shards(options.out, num_shards)
     _write_text_atomic(_join(options.out, schema.LABEL_MAP_FILE), schema.format_label_map(names))
     stats = summarise(
@@ -1057,8 +1116,10 @@ __all__ = [
     "EncodeSettings",
     "EncodeShardFn",
     "PreprocessOptions",
+    "ShardPlan",
     "WriteShards",
     "build_pipeline_options",
     "encode_clip",
+    "plan_shards",
     "run_preprocess",
 ]

@@ -52,11 +52,14 @@ def test_write_shards_transform_routes_good_and_bad(synth_root: Path, tmp_path: 
         expected_shards[preprocess.shard_key(item, num_shards)][1] += NUM_FRAMES
     expected = sorted((*key, clips, frames) for key, (clips, frames) in expected_shards.items())
     assert len(good_ids) == 3
+    plans = preprocess.plan_shards(items, num_shards)
+    assert [(p.split, p.shard) for p in plans] == sorted({k for k in expected_shards})
+    results_dir = tmp_path / "results"
     with test_pipeline.TestPipeline(options=local_beam_options()) as pipeline:
         results = (
             pipeline
-            | beam.Create(items)
-            | WriteShards(str(out), num_shards, preprocess.EncodeSettings())
+            | beam.Create(plans)
+            | WriteShards(str(out), num_shards, preprocess.EncodeSettings(), str(results_dir))
         )
         shards = results.shards | "ShardSummary" >> beam.Map(
             lambda s: (s["split"], s["shard"], s["clips"], s["frames"])
@@ -90,6 +93,51 @@ def test_write_shards_transform_routes_good_and_bad(synth_root: Path, tmp_path: 
         written[path.name] = ids
     assert sorted(i for ids in written.values() for i in ids) == ["good0", "good1", "good2"]
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+    # Each shard's result file (what the driver merges) matches what the transform emitted.
+    result_files = sorted(results_dir.iterdir())
+    assert [p.name for p in result_files] == [
+        f"result-{split}-{shard:05d}.json" for split, shard in sorted(expected_shards)
+    ]
+    results = [json.loads(p.read_text()) for p in result_files]
+    assert (
+        sorted(
+            (
+                r["summary"]["split"],
+                r["summary"]["shard"],
+                r["summary"]["clips"],
+                r["summary"]["frames"],
+            )
+            for r in results
+        )
+        == expected
+    )
+    assert sorted(letter["example_id"] for r in results for letter in r["dead_letters"]) == [
+        "empty",
+        "garbage",
+        "missing",
+        "truncated",
+    ]
+
+
+def test_shard_plans_round_trip_through_json_lines() -> None:
+    items = [
+        ClipItem(f"id{i}", f"gs://bucket/a b/{i}\n.avi", f"{i}.avi", "Café", i % 3, split)
+        for i, split in enumerate(["train"] * 7 + ["test"] * 3)
+    ]
+    plans = preprocess.plan_shards(items, {"train": 3, "test": 2})
+    lines = [plan.to_json() for plan in plans]
+    assert all("\n" not in line for line in lines)
+    assert [preprocess.ShardPlan.from_json(line) for line in lines] == plans
+    # Every clip is planned once, in its stable shard, in record order.
+    assert sorted(i.example_id for p in plans for i in p.items) == sorted(
+        i.example_id for i in items
+    )
+    for plan in plans:
+        assert all(
+            preprocess.shard_key(i, {"train": 3, "test": 2}) == (plan.split, plan.shard)
+            for i in plan.items
+        )
+        assert list(plan.items) == sorted(plan.items, key=preprocess.record_order)
 
 
 def test_preprocessed_output_layout_and_stats(preprocessed: Path) -> None:
