@@ -93,10 +93,14 @@ def test_eval_clip_eager_equals_tf_data_map(clips: int, crops: int) -> None:
 
 
 def test_flip_is_one_decision_per_clip_and_bfloat16() -> None:
-    frames = tf.reshape(tf.range(2 * 2 * 3 * 1, dtype=tf.float32), [2, 2, 3, 1])
+    frames = tf.reshape(tf.range(2 * 2 * 3 * 3, dtype=tf.float32), [2, 2, 3, 3])
+    mirrored = frames.numpy()[:, :, ::-1]  # columns reversed, channel order kept
     flips = [video_ops.random_flip(frames, tf.constant([i, 0])).numpy() for i in range(10)]
-    kinds = {bool(np.array_equal(f, frames.numpy()[:, :, ::-1])) for f in flips}
-    assert kinds == {True, False}
+    kinds = [
+        "mirrored" if np.array_equal(f, mirrored) else "same" if np.array_equal(f, frames) else "?"
+        for f in flips
+    ]
+    assert set(kinds) == {"mirrored", "same"}
     out = video_ops.to_unit_range(tf.constant([0.0, 255.0, 300.0]), "bfloat16")
     assert out.dtype == tf.bfloat16
     assert out.numpy().astype(np.float32).tolist() == [0.0, 1.0, 1.0]
