@@ -11,6 +11,9 @@ BIN := $(VENV)/bin
 WORKDIR ?= work
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Byte-compile at install: imports then skip compiling (which PYTHONDONTWRITEBYTECODE, common in
+# containers and CI, otherwise repeats in every process: Beam workers, kfp.local tasks, tests).
+export UV_COMPILE_BYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export KERAS_BACKEND := tensorflow
 
