@@ -20,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from components.train import _join, check_data, load_experiment, publish, write_text
+from components.train import (
+    _join,
+    check_data,
+    load_experiment,
+    make_split_dataset,
+    publish,
+    write_text,
+)
 from model import metrics as metrics_lib
 from model.config import resolve_data_dtype
 from model.errors import DataError
@@ -176,7 +183,8 @@ def evaluate(
 
     Args:
         model_dir: written by :func:`components.train.train` (local or ``gs://``).
-        data_dir: preprocessed data directory with ``<split>-*.tfrecord``.
+        data_dir: preprocessed data directory with ``<split>-*.tfrecord`` (a TFDS data
+            directory when the experiment sets ``data.tfds_name``).
         out_dir: where ``metrics.json``, ``confusion_matrix.png`` and ``report.html`` go.
         split: ``test``, ``val`` or ``train``.
         num_test_clips: views in time per video (default: the experiment's eval section).
@@ -191,7 +199,6 @@ def evaluate(
         DataError: missing model/data, empty split, or label maps that disagree.
     """
     from model.data import schema
-    from model.data.input import make_dataset
 
     cfg = load_experiment(model_dir)
     clips = num_test_clips or cfg.eval.num_test_clips
@@ -208,14 +215,13 @@ def evaluate(
             "trained on other classes"
         )
     network = load_trained_model(model_dir)
-    dataset = make_dataset(
+    dataset = make_split_dataset(
+        cfg,
+        data_dir,
         data["files"],
-        num_classes=cfg.data.num_classes,
-        num_frames=cfg.data.num_frames,
-        image_size=cfg.data.image_size,
+        split=split,
         batch_size=batch_size or cfg.eval.batch_size,
         training=False,
-        temporal_stride=cfg.data.temporal_stride,
         num_test_clips=clips,
         num_test_crops=crops,
         dtype=resolve_data_dtype(cfg, on_tpu=False),

@@ -99,8 +99,19 @@ def write_text(dest: str, text: str) -> None:
 # ------------------------------------------------------------------------------------------
 
 
+def _check_class_count(class_names: list[str], cfg: ExperimentConfig, source: str) -> None:
+    if len(class_names) != cfg.data.num_classes:
+        raise DataError(
+            f"label-count mismatch: {source} lists {len(class_names)} classes but the config "
+            f"has data.num_classes={cfg.data.num_classes}"
+        )
+
+
 def check_data(data_dir: str, cfg: ExperimentConfig, split: str = "train") -> dict[str, Any]:
     """Fails early, with the cause, on a wrong path, an empty split or a label mismatch.
+
+    With ``data.tfds_name`` set, ``data_dir`` is a TFDS data directory and the class names and
+    split size come from the dataset's metadata.
 
     Returns:
         ``{"class_names": [...], "files": [...], "clips": int | None}`` for ``split``.
@@ -115,13 +126,16 @@ def check_data(data_dir: str, cfg: ExperimentConfig, split: str = "train") -> di
 
     if not tf.io.gfile.isdir(data_dir):
         raise DataError(f"data directory not found: {data_dir}")
+    if cfg.data.tfds_name:
+        from model.data.input import tfds_metadata
+
+        class_names, clips = tfds_metadata(cfg.data.tfds_name, data_dir, split)
+        _check_class_count(class_names, cfg, f"TFDS {cfg.data.tfds_name}")
+        if clips == 0:
+            raise DataError(f"split '{split}' of TFDS {cfg.data.tfds_name} is empty")
+        return {"class_names": class_names, "files": [], "clips": clips}
     class_names = schema.read_label_map(data_dir)
-    if len(class_names) != cfg.data.num_classes:
-        raise DataError(
-            f"label-count mismatch: {_join(data_dir, schema.LABEL_MAP_FILE)} lists "
-            f"{len(class_names)} classes but the config has data.num_classes="
-            f"{cfg.data.num_classes}"
-        )
+    _check_class_count(class_names, cfg, _join(data_dir, schema.LABEL_MAP_FILE))
     files = sorted(tf.io.gfile.glob(schema.split_pattern(data_dir, split)))
     if not files:
         raise DataError(
@@ -145,6 +159,29 @@ def check_data(data_dir: str, cfg: ExperimentConfig, split: str = "train") -> di
                 f"stats.json in {data_dir} counts classes missing from label_map.txt: {unknown}"
             )
     return {"class_names": class_names, "files": files, "clips": clips}
+
+
+def make_split_dataset(
+    cfg: ExperimentConfig, data_dir: str, files: list[str], *, split: str, **options: Any
+) -> Any:
+    """The input pipeline over one split: the shards in ``files``, or the TFDS dataset.
+
+    ``options`` are the :func:`model.data.input.make_dataset` arguments besides the clip shape,
+    which comes from ``cfg.data``.
+    """
+    from model.data.input import make_dataset, make_tfds_dataset
+
+    shape = {
+        "num_classes": cfg.data.num_classes,
+        "num_frames": cfg.data.num_frames,
+        "image_size": cfg.data.image_size,
+        "temporal_stride": cfg.data.temporal_stride,
+    }
+    if cfg.data.tfds_name:
+        return make_tfds_dataset(
+            cfg.data.tfds_name, split=split, data_dir=data_dir, **shape, **options
+        )
+    return make_dataset(files, **shape, **options)
 
 
 # ------------------------------------------------------------------------------------------
@@ -206,7 +243,8 @@ def train(
     Args:
         config: experiment YAML path, shipped config name, or an :class:`ExperimentConfig`.
         data_dir: preprocessed data directory (local or ``gs://``) with ``train-*.tfrecord``,
-            ``label_map.txt`` and ``stats.json``.
+            ``label_map.txt`` and ``stats.json``; with ``data.tfds_name`` set, a TFDS data
+            directory holding that prepared dataset.
         model_dir: output directory (local or ``gs://``); an existing ``checkpoints/`` in it is
             resumed.
         overrides: dotted config overrides (``{"train.steps": 10}``).
@@ -239,7 +277,6 @@ def train(
     import tensorflow as tf
 
     from model import train_lib
-    from model.data.input import make_dataset
 
     devices, policy = train_lib.prepare_devices(cfg, tpu=tpu, devices=mirrored_devices)
     log.info("devices: %s x%d, dtype policy %s", devices.kind, devices.num_replicas, policy)
@@ -261,14 +298,13 @@ def train(
         )
 
     def dataset(seed_offset: int) -> tf.data.Dataset:
-        return make_dataset(
+        return make_split_dataset(
+            cfg,
+            data_dir,
             data["files"],
-            num_classes=cfg.data.num_classes,
-            num_frames=cfg.data.num_frames,
-            image_size=cfg.data.image_size,
+            split="train",
             batch_size=cfg.train.batch_size,
             training=True,
-            temporal_stride=cfg.data.temporal_stride,
             dtype=resolve_data_dtype(cfg, devices.on_tpu),
             shuffle_buffer=cfg.data.shuffle_buffer,
             random_flip=cfg.data.random_flip,

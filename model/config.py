@@ -81,6 +81,9 @@ class DataConfig:
         shuffle_buffer: tf.data shuffle buffer of training examples.
         random_flip: random horizontal flip in training; turn it off when labels are
             directions (left/right, clockwise/anticlockwise), which a flip swaps.
+        tfds_name: read a prepared TFDS video dataset (e.g. ``ucf101/ucf101_1_256``) from the
+            data directory instead of TFRecord shards, as Model Garden's ``tfds_name``; the
+            class names and split sizes then come from the dataset's metadata.
     """
 
     num_classes: int = 4
@@ -90,6 +93,7 @@ class DataConfig:
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     shuffle_buffer: int = 64
     random_flip: bool = True
+    tfds_name: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

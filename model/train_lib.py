@@ -340,11 +340,29 @@ def make_iterator(devices: Devices, dataset: tf.data.Dataset) -> Any:
     return iter(devices.strategy.experimental_distribute_dataset(dataset))
 
 
-def _iterator_checkpointable(iterator: Any) -> bool:
-    # A local tf.data iterator saves its position (shuffle buffers included) in checkpoints;
-    # the distributed iterators of Mirrored/TPU strategies are not trackable, so those jobs
-    # resume with the input reseeded by the step instead.
-    return isinstance(iterator, tf.__internal__.tracking.Trackable)
+def _input_checkpointable(dataset: tf.data.Dataset, iterator: Any) -> bool:
+    """Whether checkpoints can hold the input position (shuffle buffers included).
+
+    The distributed iterators of Mirrored/TPU strategies are not trackable, and a pipeline
+    holding a Python function (``tf.py_function``, a generator source) cannot be serialized; those
+    jobs resume with the input reseeded by the step instead.
+    """
+    if not isinstance(iterator, tf.__internal__.tracking.Trackable):
+        return False
+    serialize = getattr(dataset, "_as_serialized_graph", None)
+    if serialize is None:  # a private method, stable across TF 2.x; without it, assume it works
+        return True
+    try:
+        # The external-state check that saving the iterator applies, on the dataset graph only.
+        serialize(external_state_policy=tf.data.experimental.ExternalStatePolicy.FAIL)
+    except (tf.errors.FailedPreconditionError, tf.errors.UnimplementedError) as error:
+        log.warning(
+            "the input position cannot be checkpointed (%s); a resumed job reseeds the data "
+            "order by step instead",
+            str(error).strip().splitlines()[0][:200],
+        )
+        return False
+    return True
 
 
 def optimizer_step(optimizer: keras.optimizers.Optimizer) -> int:
@@ -387,8 +405,9 @@ def run_training_loop(
     manager_probe = tf.train.CheckpointManager(probe, checkpoint_dir, max_to_keep=None)
     latest = manager_probe.latest_checkpoint
     with devices.strategy.scope():
-        iterator = make_iterator(devices, make_dataset(0))
-    keeps_data = _iterator_checkpointable(iterator)
+        dataset = make_dataset(0)
+        iterator = make_iterator(devices, dataset)
+    keeps_data = _input_checkpointable(dataset, iterator)
     if latest and not keeps_data:
         # Checkpoints are numbered by step; reseed so the resumed job sees fresh data order.
         with devices.strategy.scope():

@@ -450,9 +450,9 @@ def build_pipeline(
         """AssembleNet training: preprocess -> train -> evaluate -> register.
 
         Args:
-            data_location: raw videos (UCF101 layout directory, manifest or TFDS dir; gs:// on
-                Vertex).
-            source_type: how to read ``data_location`` (``ucf101``, ``manifest``, ``tfds``).
+            data_location: raw videos (UCF101 layout directory, class folders or a manifest;
+                gs:// on Vertex).
+            source_type: how to read ``data_location`` (``ucf101``, ``folders``, ``manifest``).
             split: UCF101 train/test split number (1-3).
             eval_split: which preprocessed split evaluation reads.
             experiment_config: experiment YAML (path or shipped name) for training.

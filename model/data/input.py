@@ -259,6 +259,30 @@ def make_dataset(
     )
 
 
+def tfds_metadata(name: str, data_dir: str | None, split: str) -> tuple[list[str], int | None]:
+    """Return the class names and the number of examples in ``split`` of a TFDS dataset.
+
+    The size is ``None`` when the dataset's metadata does not record it.
+
+    Raises:
+        DataError: the dataset or split is not prepared under ``data_dir``, or it has no
+            ``label`` class feature.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        names = list(builder.info.features["label"].names)
+    except (tfds.core.registered.DatasetNotFoundError, KeyError, AttributeError) as error:
+        raise DataError(
+            f"TFDS dataset {name!r} (data dir {data_dir}) unavailable: {error}"
+        ) from error
+    splits = builder.info.splits
+    if splits and split not in splits:
+        raise DataError(f"TFDS dataset {name!r} has no split {split!r} (has {sorted(splits)})")
+    return names, int(splits[split].num_examples) if splits else None
+
+
 def make_tfds_dataset(
     name: str = "ucf101",
     *,
