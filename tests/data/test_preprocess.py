@@ -140,6 +140,26 @@ def test_shard_plans_round_trip_through_json_lines() -> None:
         assert list(plan.items) == sorted(plan.items, key=preprocess.record_order)
 
 
+def test_job_graph_does_not_grow_with_the_dataset(tmp_path: Path) -> None:
+    # Dataflow rejects job graphs over its size limit; the clip list travels as a file, so the
+    # graph for a Kinetics-sized list is the graph for a handful of clips.
+    options = PreprocessOptions(source="manifest", manifest="m.csv", out=str(tmp_path))
+
+    def graph_bytes(num_clips: int) -> int:
+        items = [_item(f"/videos/{i}.avi", f"clip{i}") for i in range(num_clips)]
+        num_shards = preprocess.shard_counts(items, options)
+        plan = tmp_path / f"plans{num_clips}.jsonl"
+        plan.write_text(
+            "".join(p.to_json() + "\n" for p in preprocess.plan_shards(items, num_shards))
+        )
+        pipeline = beam.Pipeline()
+        preprocess.build_pipeline(pipeline, str(plan), options, num_shards, str(tmp_path))
+        return pipeline.to_runner_api().ByteSize()
+
+    # About 26 kB either way; embedding 20,000 clip descriptions would add megabytes.
+    assert graph_bytes(20_000) - graph_bytes(10) < 200
+
+
 def test_preprocessed_output_layout_and_stats(preprocessed: Path) -> None:
     stats = json.loads((preprocessed / "stats.json").read_text())
     assert stats["splits"]["train"]["clips"] == 6
