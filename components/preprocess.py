@@ -530,7 +530,10 @@ class ShardPlan:
 def plan_shards(items: Sequence[ClipItem], num_shards: dict[str, int]) -> list[ShardPlan]:
     """Group clips into shard plans: ``(split, crc32(id) % shards)``, clips in record order.
 
-    Shards that get no clip have no plan (the driver writes them empty after the job).
+    Shards that get no clip have no plan (the driver writes them empty after the job). Within a
+    shard, clips are ordered by a stable hash rather than by id: ids start with the class name,
+    so id order would write each shard class by class, and a small shuffle buffer would then
+    feed training one class at a time.
     """
     groups: dict[tuple[str, int], list[ClipItem]] = {}
     for item in items:
