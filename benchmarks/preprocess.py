@@ -5,10 +5,10 @@ Frames per second per core on UCF101-like clips (320x240 MPEG-4, 7 s at 25 fps):
 * ``bare``: a Python loop that only decodes (PyAV), JPEG-encodes (simplejpeg) and serialises the
   SequenceExample: the practical limit. ``bare_fps_per_core`` runs it in one process with the
   other cores idle; ``bare_parallel_fps_per_core`` runs it in ``--workers`` processes at once, each
-  on its own share of the clips, which is the limit per core when every core is busy, as in the
-  job. (On small cloud VMs a core does less when its neighbours are busy too: shared caches,
-  memory bandwidth and the host. Comparing a multi-process job with one lone process would
-  charge that to Beam.)
+  on its own share of the clips: the limit per core when every core is busy, as in the job.
+  ``ratio_*`` compare with the parallel figure (the mean of runs right before and right after the
+  2N job, as this machine's speed drifts over minutes), ``ratio_end_to_end_vs_lone_process`` with
+  the lone one.
 * ``beam``: ``run_preprocess`` (manifest source, DirectRunner multi_processing with ``--workers``
   processes) on N and 2N clips. ``beam_fps_per_core`` is the 2N job's end-to-end rate including
   start-up; ``beam_marginal_fps_per_core`` is (frames(2N) - frames(N)) / (time(2N) - time(N)) /
@@ -17,7 +17,11 @@ Frames per second per core on UCF101-like clips (320x240 MPEG-4, 7 s at 25 fps):
 * ``*_per_cpu_second`` figures divide by the CPU time actually used (driver plus workers, read
   from ``/proc``), which stays meaningful when other work shares the cores.
 
-The CPU may be shared with other work: figures are what this machine gave at the time.
+Every clip is read once before anything is timed, so all runs find the videos in the page cache.
+The bare loop writes nothing, while the job writes its shards (about 6 MB per clip here); where
+the disk's write-back competes with the workers for the cores, ``--out-root /dev/shm`` shows the
+job without it. The CPU may be shared with other work: figures are what this machine gave at the
+time.
 
     python benchmarks/preprocess.py --clips 24 --workers 2 --json
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -192,16 +197,36 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=24, help="N (the job also runs on 2N)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--cache", default=None, help="folder for the generated clips")
+    parser.add_argument(
+        "--out-root",
+        default=None,
+        help="where the jobs write their shards (default: a temporary folder on disk); "
+        "/dev/shm takes the disk's write-back out of the measurement",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         clips = make_clips(Path(args.cache) if args.cache else tmp / "clips", 2 * args.clips)
+        # Read every clip once so that all runs find them in the page cache: otherwise whichever
+        # run reads a clip first pays the disk, and the comparison measures the disk instead.
+        for clip in clips:
+            clip.read_bytes()
         bare_frames, bare_seconds, bare_cpu = bare_loop(clips[: max(4, args.clips // 3)])
-        bare_parallel_fps = bare_parallel(clips[: max(4, args.clips // 2)], args.workers)
-        small = beam_job(clips[: args.clips], tmp / "small", args.workers)
-        large = beam_job(clips, tmp / "large", args.workers)
+        reference = clips[: max(4, args.clips // 2)]
+        out_root = Path(tempfile.mkdtemp(dir=args.out_root)) if args.out_root else tmp
+        try:
+            small = beam_job(clips[: args.clips], out_root / "small", args.workers)
+            # This machine's speed drifts over minutes: time the parallel bare loop right before
+            # and right after the large job and compare the job with the mean.
+            bare_parallel_runs = [bare_parallel(reference, args.workers)]
+            large = beam_job(clips, out_root / "large", args.workers)
+            bare_parallel_runs.append(bare_parallel(reference, args.workers))
+        finally:
+            if args.out_root:
+                shutil.rmtree(out_root)
+        bare_parallel_fps = sum(bare_parallel_runs) / len(bare_parallel_runs)
     bare_fps = bare_frames / bare_seconds
     beam_fps = large[0] / large[1] / args.workers
     # With other work on the cores the two wall times can be within noise: no marginal figure.
@@ -218,6 +243,7 @@ def main() -> None:
         "bare_fps_per_core": round(bare_fps, 1),
         "beam_fps_per_core": round(beam_fps, 1),
         "bare_parallel_fps_per_core": round(bare_parallel_fps, 1),
+        "bare_parallel_runs": [round(rate, 1) for rate in bare_parallel_runs],
         "beam_marginal_fps_per_core": round(marginal, 1) if marginal else None,
         "ratio_end_to_end": round(beam_fps / bare_parallel_fps, 3),
         "ratio_marginal": round(marginal / bare_parallel_fps, 3) if marginal else None,
@@ -228,6 +254,7 @@ def main() -> None:
         "ratio_cpu_end_to_end": round(beam_cpu_fps / bare_cpu_fps, 3),
         "ratio_cpu_marginal": round(beam_marginal_cpu_fps / bare_cpu_fps, 3),
         "clips": [args.clips, 2 * args.clips],
+        "output_on": str(out_root.parent if args.out_root else "temporary folder"),
         "job_seconds": [round(small[1], 2), round(large[1], 2)],
         "job_cpu_seconds": [round(small[2], 2), round(large[2], 2)],
         "peak_worker_rss_mb": [round(small[3], 1), round(large[3], 1)],
