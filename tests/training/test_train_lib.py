@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,3 +77,25 @@ def test_sync_batch_norm_default_follows_the_device() -> None:
     assert model.layers[-1].get_config()["synchronized"] is True
     out = model(np.ones((2, 4, 4, 3), "float32"), training=True)
     assert out.shape == (2, 4, 4, 3)
+
+
+def test_input_position_is_checkpointed_only_when_the_pipeline_can_be_saved(
+    tmp_path: Path,
+) -> None:
+    plain = tf.data.Dataset.range(100).shuffle(10, seed=0).map(lambda x: x * 2)
+    iterator = iter(plain)
+    assert train_lib._input_checkpointable(plain, iterator)
+    # What the check promises: that iterator really saves and restores its position.
+    next(iterator)
+    path = tf.train.Checkpoint(iterator=iterator).write(str(tmp_path / "ckpt"))
+    expected = [int(next(iterator)) for _ in range(3)]
+    restored = iter(plain)
+    tf.train.Checkpoint(iterator=restored).read(path).assert_consumed()
+    assert [int(next(restored)) for _ in range(3)] == expected
+
+    python_op = tf.data.Dataset.range(10).map(
+        lambda x: tf.py_function(lambda v: v + 1, [x], tf.int64)
+    )
+    assert not train_lib._input_checkpointable(python_op, iter(python_op))
+    # A distributed iterator of a multi-replica strategy is not trackable at all.
+    assert not train_lib._input_checkpointable(plain, object())
