@@ -6,6 +6,13 @@ resize, batching). ``bare`` is a ``tf.data`` pipeline over the same clips, alrea
 that only decodes 32 full JPEG frames per clip with the same parallelism. The goal is a ratio
 of at least 0.8. The CPU may be shared with other work.
 
+``device_pipeline`` is the same pipeline with ``device_canvas=(240, 320)``: the host samples,
+decodes the crop and batches packed bytes, and the flip, resize to 224x224 and scaling run on
+the accelerator in the training step (``video_ops.crop_resize_on_device``). Its host rate is what
+feeds an accelerator; ``device_augment_ms_per_clip`` is that device half's cost on the device
+TensorFlow picks here (this machine's CPU when no accelerator is present, where it is far
+slower than the host path: there it only shows the op runs, not what an accelerator pays).
+
 ``kernel_ms_per_clip`` times, on one clip and one core, the TensorFlow kernels the pipeline
 cannot avoid next to the bare decode (cropped decode of a typical 75 %-area box, the scaling to
 [0, 1], the bilinear resize to 224x224, the flip), and ``kernel_estimate_ratio`` is the ratio
@@ -106,6 +113,30 @@ def _kernel_costs() -> dict[str, float]:
     return costs
 
 
+def _device_half_ms_per_clip(dataset, dtype: str) -> dict[str, object]:
+    """Milliseconds per clip of ``crop_resize_on_device`` on TensorFlow's default device."""
+    import tensorflow as tf
+
+    from model.data import video_ops
+
+    inputs, _ = next(iter(dataset))
+    step = tf.function(
+        lambda clips: video_ops.crop_resize_on_device(
+            clips["frames"], clips["crop"], image_size=224, dtype=dtype
+        ),
+        jit_compile=True,
+    )
+    step(inputs).numpy()
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        step(inputs).numpy()
+        best = min(best, time.perf_counter() - start)
+    device = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    batch = int(inputs["crop"].shape[0])
+    return {"device": device[0].name, "ms": round(best / batch * 1e3, 2)}
+
+
 def _clips_per_second(dataset, batch_size: int, batches: int) -> float:
     iterator = iter(dataset)
     for _ in range(3):  # warm-up: graph tracing and autotuning
@@ -150,6 +181,18 @@ def main() -> None:
             seed=0,
         )
 
+        device_pipeline = make_dataset(
+            pattern,
+            num_classes=4,
+            num_frames=32,
+            image_size=224,
+            batch_size=args.batch_size,
+            training=True,
+            shuffle_buffer=16,
+            seed=0,
+            device_canvas=(240, 320),
+        )
+
         def _decode(frames: tf.Tensor) -> tf.Tensor:
             return tf.map_fn(
                 lambda data: tf.io.decode_jpeg(data, channels=3),
@@ -167,11 +210,17 @@ def main() -> None:
         )
         # Alternate the two and keep the best of each: on a 2-core machine a stray process
         # during one run would otherwise decide the ratio.
-        pipeline_rates, bare_rates = [], []
+        pipeline_rates, bare_rates, device_rates = [], [], []
         for _ in range(args.rounds):
             bare_rates.append(_clips_per_second(bare, args.batch_size, args.batches))
             pipeline_rates.append(_clips_per_second(pipeline, args.batch_size, args.batches))
-        pipeline_rate, bare_rate = max(pipeline_rates), max(bare_rates)
+            device_rates.append(_clips_per_second(device_pipeline, args.batch_size, args.batches))
+        pipeline_rate, bare_rate, device_rate = (
+            max(pipeline_rates),
+            max(bare_rates),
+            max(device_rates),
+        )
+        device_ms = _device_half_ms_per_clip(device_pipeline, args.dtype)
     child = subprocess.run(
         [sys.executable, __file__, "--kernels"], check=True, capture_output=True, text=True
     )
@@ -184,6 +233,9 @@ def main() -> None:
         "pipeline_clips_per_s": round(pipeline_rate, 2),
         "bare_decode_clips_per_s": round(bare_rate, 2),
         "ratio": round(pipeline_rate / bare_rate, 3),
+        "device_pipeline_host_clips_per_s": round(device_rate, 2),
+        "ratio_device_augmentation": round(device_rate / bare_rate, 3),
+        "device_augment_ms_per_clip": device_ms,
         "kernel_ms_per_clip": kernels,
         "kernel_estimate_ratio": round(kernels["decode_full"] / floor, 3),
         "batch_size": args.batch_size,

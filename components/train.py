@@ -291,8 +291,17 @@ def train(
             log.info(
                 "synchronized batch norm on %d layers", train_lib.synchronize_batch_norm(network)
             )
+        clip_dtype = resolve_data_dtype(cfg, devices.on_tpu)
+        trainee = network
+        if cfg.data.device_canvas is not None:
+            trainee = train_lib.with_device_augmentation(
+                network,
+                num_frames=cfg.data.num_frames,
+                image_size=cfg.data.image_size,
+                clip_dtype=clip_dtype,
+            )
         train_lib.compile_for_training(
-            network,
+            trainee,
             cfg.train,
             steps_per_execution=train_lib.effective_steps_per_execution(cfg.train, devices),
         )
@@ -305,16 +314,18 @@ def train(
             split="train",
             batch_size=cfg.train.batch_size,
             training=True,
-            dtype=resolve_data_dtype(cfg, devices.on_tpu),
+            dtype=clip_dtype,
             shuffle_buffer=cfg.data.shuffle_buffer,
             random_flip=cfg.data.random_flip,
             seed=cfg.train.seed + seed_offset,
             deterministic=True,  # the same order on every run and after every resume
+            device_canvas=cfg.data.device_canvas,
         )
 
     result = train_lib.run_training_loop(
-        network,
+        trainee,
         dataset,
+        checkpoint_model=network,
         devices=devices,
         train=cfg.train,
         checkpoint_dir=_join(model_dir, "checkpoints"),
@@ -344,6 +355,7 @@ def train(
         "num_replicas": devices.num_replicas,
         "precision": policy,
         "sync_batch_norm": sync_bn,
+        "spatial_augmentation": cfg.data.spatial_augmentation,
         "learned_structure": learned,
     }
     write_text(_join(model_dir, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")

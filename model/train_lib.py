@@ -12,6 +12,7 @@ with the same weights as an uninterrupted run.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -24,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from model.config import ExperimentConfig, TrainConfig, resolve_precision, validate_for_replicas
+from model.data import video_ops
 from model.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -316,6 +318,50 @@ def compile_for_training(
 
 
 # ------------------------------------------------------------------------------------------
+# Spatial augmentation on the accelerator
+# ------------------------------------------------------------------------------------------
+
+
+class DeviceAugmentation(keras.layers.Layer):
+    """Packed crops from the input pipeline (``device_canvas``) to clips, inside the train step.
+
+    No weights; it runs in float32 whatever the dtype policy and emits ``output_dtype``.
+    """
+
+    def __init__(self, image_size: int, output_dtype: str, **kwargs: Any) -> None:
+        super().__init__(dtype="float32", **kwargs)
+        self.image_size = image_size
+        self.output_dtype = output_dtype
+
+    def call(self, inputs: dict[str, Any]) -> Any:
+        return video_ops.crop_resize_on_device(
+            inputs["frames"], inputs["crop"], image_size=self.image_size, dtype=self.output_dtype
+        )
+
+    def compute_output_spec(self, inputs: dict[str, Any]) -> keras.KerasTensor:
+        batch, frames = inputs["frames"].shape[:2]
+        size = self.image_size
+        return keras.KerasTensor((batch, frames, size, size, 3), dtype=self.output_dtype)
+
+
+def with_device_augmentation(
+    network: keras.Model, *, num_frames: int, image_size: int, clip_dtype: str
+) -> keras.Model:
+    """The model to train when the input pipeline leaves the spatial work to the accelerator.
+
+    It takes ``{"frames", "crop"}`` batches and runs :class:`DeviceAugmentation` before
+    ``network``, whose variables it shares: train it, but checkpoint and export ``network``.
+    Call inside the strategy scope.
+    """
+    inputs = {
+        "frames": keras.Input((num_frames, None, None), dtype="int32", name="frames"),
+        "crop": keras.Input((3,), dtype="int32", name="crop"),
+    }
+    clips = DeviceAugmentation(image_size, clip_dtype, name="device_augmentation")(inputs)
+    return keras.Model(inputs, network(clips), name=f"{network.name}_device_augmented")
+
+
+# ------------------------------------------------------------------------------------------
 # The resumable loop
 # ------------------------------------------------------------------------------------------
 
@@ -365,6 +411,36 @@ def _input_checkpointable(dataset: tf.data.Dataset, iterator: Any) -> bool:
     return True
 
 
+def _restore_input_position(iterator: Any, path: str) -> bool:
+    """Restores the input position saved in checkpoint ``path``; False if it cannot.
+
+    It cannot when the checkpoint holds none (its job could not save it) or when the input
+    pipeline has changed since (a different config, e.g. the other ``spatial_augmentation``).
+    """
+    # A failed restore cannot be marked partial, and TensorFlow then logs every value of the
+    # checkpoint it did not use when the restore is freed; the model's are expected here.
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
+    try:
+        status = tf.train.Checkpoint(iterator=iterator).restore(path)
+        status.assert_existing_objects_matched().expect_partial()
+        return True
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, AssertionError) as error:
+        # TensorFlow prefixes the cause with the failing function's name in {{...}}.
+        reason = str(error).rsplit("}}", 1)[-1].strip().splitlines()[0][:200]
+    finally:
+        gc.collect()
+        tf_logger.setLevel(level)
+    log.warning(
+        "the input position in %s does not fit this input pipeline (%s); the data order is "
+        "reseeded by step instead",
+        path,
+        reason,
+    )
+    return False
+
+
 def optimizer_step(optimizer: keras.optimizers.Optimizer) -> int:
     """The optimizer's iteration counter (the global step)."""
     return int(keras.ops.convert_to_numpy(optimizer.iterations))
@@ -380,6 +456,7 @@ def run_training_loop(
     log_dir: str | None = None,
     examples_per_step: int | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
+    checkpoint_model: keras.Model | None = None,
 ) -> LoopResult:
     """Trains a compiled ``model`` to ``train.steps`` optimizer steps, resuming if it can.
 
@@ -395,33 +472,42 @@ def run_training_loop(
             ``examples_per_second``); ``None`` writes none.
         examples_per_step: global batch size, for throughput; default ``train.batch_size``.
         on_checkpoint: called with the step after each checkpoint is written (tests use it).
+        checkpoint_model: the network whose weights checkpoints hold, when ``model`` wraps it
+            (:func:`with_device_augmentation`); default ``model``. Checkpoints are then the
+            same whichever side augments, and a job may resume with the other setting.
 
     Returns:
         A :class:`LoopResult`; the model holds the final weights.
     """
     optimizer = model.optimizer
     examples_per_step = examples_per_step or train.batch_size
-    probe = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    checkpoint_model = checkpoint_model or model
+    probe = tf.train.Checkpoint(model=checkpoint_model, optimizer=optimizer)
     manager_probe = tf.train.CheckpointManager(probe, checkpoint_dir, max_to_keep=None)
     latest = manager_probe.latest_checkpoint
     with devices.strategy.scope():
         dataset = make_dataset(0)
         iterator = make_iterator(devices, dataset)
     keeps_data = _input_checkpointable(dataset, iterator)
-    if latest and not keeps_data:
-        # Checkpoints are numbered by step; reseed so the resumed job sees fresh data order.
-        with devices.strategy.scope():
-            iterator = make_iterator(devices, make_dataset(int(latest.rsplit("-", 1)[1])))
-    items: dict[str, Any] = {"model": model, "optimizer": optimizer}
+    position_restored = False
+    if latest:
+        # Weights first; the input position (if any) separately, as it may not fit.
+        probe.restore(latest).expect_partial().assert_existing_objects_matched()
+        resumed_step = int(latest.rsplit("-", 1)[1])  # checkpoints are numbered by step
+        log.info("resumed from %s at step %d", latest, optimizer_step(optimizer))
+        if keeps_data:
+            position_restored = _restore_input_position(iterator, latest)
+        if not position_restored:
+            # Reseed by step so the resumed job does not replay the data order from the start.
+            with devices.strategy.scope():
+                iterator = make_iterator(devices, make_dataset(resumed_step))
+    items: dict[str, Any] = {"model": checkpoint_model, "optimizer": optimizer}
     if keeps_data:
         items["iterator"] = iterator
     checkpoint = tf.train.Checkpoint(**items)
     manager = tf.train.CheckpointManager(
         checkpoint, checkpoint_dir, max_to_keep=train.keep_checkpoints
     )
-    if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-        log.info("resumed from %s at step %d", latest, optimizer_step(optimizer))
 
     initial_step = optimizer_step(optimizer)
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
@@ -476,7 +562,7 @@ def run_training_loop(
         wall_s=wall,
         steps_per_s=(step - initial_step) / wall if wall > 0 else 0.0,
         last_logs=logs,
-        data_position_restored=bool(latest) and keeps_data,
+        data_position_restored=position_restored,
     )
 
 

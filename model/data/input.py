@@ -9,6 +9,13 @@ frames are decoded (:mod:`model.data.video_ops`).
 Output: ``(clips, labels)`` with clips in [0, 1], float32 or bfloat16, shape [B, T, S, S, 3]
 (evaluation with several views: [B * views, T, S, S, 3], consecutive rows are the views of one
 clip) and labels float32 one-hot (k-hot for multi-label records) [B, K].
+
+Training with ``device_canvas=(H, W)`` leaves the spatial augmentation to the accelerator: the
+clips are then ``{"frames": int32 [B, T, H, W' * 3 / 4], "crop": int32 [B, 3]}``, each clip's
+decoded crop padded into an H x W' canvas (W rounded up to a multiple of 4) and packed four bytes
+to a word, which :func:`model.data.video_ops.crop_resize_on_device` turns into the same
+[B, T, S, S, 3] clips on the device. The host then decodes and copies bytes only, and sends a
+quarter of the float32 clips' bytes per pixel.
 """
 
 from __future__ import annotations
@@ -89,6 +96,7 @@ def _process(
     repeat: bool | None,
     drop_remainder: bool | None,
     random_flip: bool = True,
+    device_canvas: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Shared tail of both sources: dataset of ``{IMAGE_KEY: [N] str, LABEL_KEY: [k]}`` dicts."""
     if num_frames < 1 or image_size < 1 or batch_size < 1 or temporal_stride < 1:
@@ -97,6 +105,8 @@ def _process(
         raise DataError(f"num_test_crops must be 1 or 3, got {num_test_crops}")
     if num_test_clips < 1:
         raise DataError(f"num_test_clips must be >= 1, got {num_test_clips}")
+    if device_canvas is not None and min(device_canvas) < 1:
+        raise DataError(f"device_canvas must be (height, width) >= 1, got {device_canvas}")
     out_dtype = _resolve_dtype(dtype)
     repeat = training if repeat is None else repeat
     drop_remainder = training if drop_remainder is None else drop_remainder
@@ -122,8 +132,21 @@ def _process(
             )
             return clip, _labels(features[schema.LABEL_KEY], num_classes)
 
-        dataset = dataset.map(_train, num_parallel_calls=parallel, deterministic=deterministic)
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        if device_canvas is None:
+            dataset = dataset.map(_train, num_parallel_calls=parallel, deterministic=deterministic)
+            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        else:
+            dataset = _batch_for_device(
+                dataset,
+                device_canvas,
+                num_classes=num_classes,
+                num_frames=num_frames,
+                temporal_stride=temporal_stride,
+                batch_size=batch_size,
+                random_flip=random_flip,
+                deterministic=deterministic,
+                drop_remainder=drop_remainder,
+            )
     else:
         views = num_test_clips * num_test_crops
 
@@ -158,6 +181,47 @@ def _process(
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
+def _batch_for_device(
+    dataset: tf.data.Dataset,
+    canvas: tuple[int, int],
+    *,
+    num_classes: int,
+    num_frames: int,
+    temporal_stride: int,
+    batch_size: int,
+    random_flip: bool,
+    deterministic: bool,
+    drop_remainder: bool,
+) -> tf.data.Dataset:
+    """Training batches of packed crops for :func:`video_ops.crop_resize_on_device`."""
+    height, width = canvas[0], -(-canvas[1] // 4) * 4  # packing needs W * 3 % 4 == 0
+
+    def _crop(features: dict[str, tf.Tensor], clip_seed: tf.Tensor) -> tuple[Any, Any]:
+        frames, crop = video_ops.train_crop_for_device(
+            features[schema.IMAGE_KEY],
+            num_frames=num_frames,
+            stride=temporal_stride,
+            seed=clip_seed,
+            max_height=height,
+            max_width=width,
+            random_flip_lr=random_flip,
+        )
+        return {"frames": frames, "crop": crop}, _labels(features[schema.LABEL_KEY], num_classes)
+
+    def _pack(clips: dict[str, tf.Tensor], labels: tf.Tensor) -> tuple[Any, Any]:
+        return {"frames": video_ops.pack_bytes(clips["frames"]), "crop": clips["crop"]}, labels
+
+    dataset = dataset.map(_crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    # Padding to a fixed canvas (not the batch's largest crop) keeps shapes static for XLA and
+    # costs no extra copy: padded_batch writes each crop into the batch buffer once.
+    dataset = dataset.padded_batch(
+        batch_size,
+        padded_shapes=({"frames": [num_frames, height, width, 3], "crop": [3]}, [num_classes]),
+        drop_remainder=drop_remainder,
+    )
+    return dataset.map(_pack)
+
+
 def make_dataset(
     file_pattern: str | Sequence[str],
     *,
@@ -179,6 +243,7 @@ def make_dataset(
     drop_remainder: bool | None = None,
     random_flip: bool = True,
     cycle_length: int = 10,
+    device_canvas: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Build the input pipeline over TFRecord shards written by ``assemblenet data preprocess``.
 
@@ -203,6 +268,10 @@ def make_dataset(
         drop_remainder: drop the last partial batch (default: ``training``).
         random_flip: random horizontal flip in training (off when labels are directions).
         cycle_length: files read concurrently.
+        device_canvas: ``(H, W)`` to leave training's flip, resize and scaling to the
+            accelerator (see the module docstring); at least the stored frame size, else larger
+            crops are shrunk on the host. ``dtype`` then applies on the device. Ignored in
+            evaluation.
 
     Returns:
         Dataset of ``(clips, labels)`` as described in the module docstring.
@@ -256,6 +325,7 @@ def make_dataset(
         repeat=repeat,
         drop_remainder=drop_remainder,
         random_flip=random_flip,
+        device_canvas=device_canvas,
     )
 
 
@@ -305,6 +375,7 @@ def make_tfds_dataset(
     repeat: bool | None = None,
     drop_remainder: bool | None = None,
     random_flip: bool = True,
+    device_canvas: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Build the same pipeline over a prepared TFDS video dataset (e.g. ``ucf101/ucf101_1_256``).
 
@@ -358,4 +429,5 @@ def make_tfds_dataset(
         repeat=repeat,
         drop_remainder=drop_remainder,
         random_flip=random_flip,
+        device_canvas=device_canvas,
     )

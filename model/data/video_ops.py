@@ -14,9 +14,17 @@ classification input (``official/vision/ops/preprocess_ops_3d.py``):
   the long side.
 
 Frames are uint8 until :func:`to_unit_range` scales them to [0, 1].
+
+Training's spatial work can also run on the accelerator instead of the host (the input
+pipeline's ``device_canvas``): the host then only samples, decodes the crop and pads it into a
+fixed canvas (:func:`train_crop_for_device`), ships it as bytes packed four to an int32
+(:func:`pack_bytes`; TPUs take no uint8), and :func:`crop_resize_on_device` flips, resizes and
+scales the batch with two small matrix products, giving the same clips as :func:`train_clip`.
 """
 
 from __future__ import annotations
+
+import sys
 
 import tensorflow as tf
 
@@ -125,10 +133,13 @@ def flip_left_right(frames: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tf.reverse(rows, axis=[1]), shape)
 
 
+def _flip_decision(seed: tf.Tensor) -> tf.Tensor:
+    return tf.random.stateless_uniform((), seed) < 0.5
+
+
 def random_flip(frames: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Flip a whole clip [..., H, W, C] left-right with probability 1/2 (one decision per clip)."""
-    flip = tf.random.stateless_uniform((), seed) < 0.5
-    return tf.cond(flip, lambda: flip_left_right(frames), lambda: frames)
+    return tf.cond(_flip_decision(seed), lambda: flip_left_right(frames), lambda: frames)
 
 
 def resize(frames: tf.Tensor, height: int | tf.Tensor, width: int | tf.Tensor) -> tf.Tensor:
@@ -181,6 +192,22 @@ def to_unit_range(frames: tf.Tensor, dtype: tf.DType | str = tf.float32) -> tf.T
     return tf.cast(scaled, dtype)
 
 
+def _train_crop(
+    encoded: tf.Tensor, *, num_frames: int, stride: int, seed: tf.Tensor, random_flip_lr: bool
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The sampled and cropped uint8 frames [T, h, w, 3] of a training clip, and whether to flip.
+
+    The temporal offset, crop box and flip use independent sub-seeds of ``seed``.
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3)
+    indices = sample_train_indices(tf.shape(encoded)[0], num_frames, stride, seeds[0])
+    sampled = tf.gather(encoded, indices)
+    window = random_crop_window(tf.image.extract_jpeg_shape(sampled[0]), seeds[1])
+    frames = decode_jpegs(sampled, crop_window=window)  # (T, h, w, 3) uint8
+    flip = _flip_decision(seeds[2]) if random_flip_lr else tf.constant(False)
+    return frames, flip
+
+
 def train_clip(
     encoded: tf.Tensor,
     *,
@@ -207,20 +234,135 @@ def train_clip(
     Returns:
         [T, S, S, 3] in [0, 1].
     """
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3)
-    indices = sample_train_indices(tf.shape(encoded)[0], num_frames, stride, seeds[0])
-    sampled = tf.gather(encoded, indices)
-    window = random_crop_window(tf.image.extract_jpeg_shape(sampled[0]), seeds[1])
-    frames = decode_jpegs(sampled, crop_window=window)  # (T, h, w, 3) uint8
+    frames, flip = _train_crop(
+        encoded, num_frames=num_frames, stride=stride, seed=seed, random_flip_lr=random_flip_lr
+    )
     # Flip the small uint8 crop rather than the float clip: flipping commutes with the
     # (symmetric, half-pixel-centred) bilinear resize and moves 4x fewer bytes.
-    if random_flip_lr:
-        frames = random_flip(frames, seeds[2])
+    frames = tf.cond(flip, lambda: flip_left_right(frames), lambda: frames)
     # Scale before resizing: resizing is linear, so the result is the same up to float rounding,
     # and TensorFlow's bilinear kernel is markedly faster on float32 input than on uint8.
     # Bilinear interpolation is a convex combination, so values stay in [0, 1] (no clipping).
     frames = resize(tf.cast(frames, tf.float32) * (1.0 / 255.0), image_size, image_size)
     return tf.cast(frames, dtype)  # (T, S, S, 3)
+
+
+def train_crop_for_device(
+    encoded: tf.Tensor,
+    *,
+    num_frames: int,
+    stride: int,
+    seed: tf.Tensor,
+    max_height: int,
+    max_width: int,
+    random_flip_lr: bool = True,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The host's half of :func:`train_clip` when the accelerator does the spatial work.
+
+    Samples and decodes exactly the frames and crop :func:`train_clip` would for the same
+    ``seed``, but leaves flipping, resizing and scaling to :func:`crop_resize_on_device`.
+
+    Args:
+        encoded, num_frames, stride, seed, random_flip_lr: as :func:`train_clip`.
+        max_height, max_width: the canvas the crop must fit. A larger crop (frames stored
+            bigger than the canvas) is shrunk here to fit, aspect kept, which costs a host
+            resize; size the canvas to the stored frames to avoid it.
+
+    Returns:
+        ``(frames, crop)``: uint8 [T, h, w, 3] with h <= max_height and w <= max_width, and int32
+        [3] ``(h, w, flip)``.
+    """
+    frames, flip = _train_crop(
+        encoded, num_frames=num_frames, stride=stride, seed=seed, random_flip_lr=random_flip_lr
+    )
+    shape = tf.shape(frames)
+    height = tf.cast(shape[1], tf.float32)
+    width = tf.cast(shape[2], tf.float32)
+    scale = tf.minimum(max_height / height, max_width / width)
+
+    def _shrink() -> tf.Tensor:
+        new_h = tf.clip_by_value(tf.cast(tf.round(height * scale), tf.int32), 1, max_height)
+        new_w = tf.clip_by_value(tf.cast(tf.round(width * scale), tf.int32), 1, max_width)
+        shrunk = resize(tf.cast(frames, tf.float32), new_h, new_w)
+        return tf.cast(tf.clip_by_value(tf.round(shrunk), 0.0, 255.0), tf.uint8)
+
+    frames = tf.cond(scale < 1.0, _shrink, lambda: frames)
+    shape = tf.shape(frames)
+    return frames, tf.stack([shape[1], shape[2], tf.cast(flip, tf.int32)])
+
+
+def pack_bytes(frames: tf.Tensor) -> tf.Tensor:
+    """Pack uint8 [..., W, C] into int32 [..., W * C / 4], four bytes per word (a free view).
+
+    TPUs accept no uint8 tensors, and widening to int32 or float32 would quadruple the bytes
+    the host sends; packing keeps one byte per value. ``W * C`` must be a multiple of 4.
+    """
+    if sys.byteorder != "little":  # unpack_bytes reads byte k from bits 8k..8k+7
+        raise NotImplementedError("pack_bytes assumes a little-endian host")
+    shape = tf.shape(frames)
+    words = tf.reshape(frames, tf.concat([shape[:-2], [-1, 4]], 0))
+    return tf.bitcast(words, tf.int32)
+
+
+def unpack_bytes(packed: tf.Tensor, channels: int) -> tf.Tensor:
+    """Inverse of :func:`pack_bytes`: int32 [..., N] to int32 [..., 4N / channels, channels]."""
+    shifts = tf.constant([0, 8, 16, 24], tf.int32)
+    values = tf.bitwise.bitwise_and(tf.bitwise.right_shift(packed[..., None], shifts), 0xFF)
+    shape = tf.shape(packed)
+    return tf.reshape(values, tf.concat([shape[:-1], [-1, channels]], 0))
+
+
+def _interpolation_matrix(extent: tf.Tensor, in_size: tf.Tensor, out_size: int) -> tf.Tensor:
+    """float32 [B, out_size, in_size]: bilinear resampling of rows ``[0, extent)`` to out_size.
+
+    The weights are those of ``tf.image.resize(method="bilinear")`` on the region alone
+    (half-pixel centres, no antialiasing, sample positions clamped to the region), so padding
+    beyond ``extent`` never contributes.
+    """
+    extent = tf.cast(extent, tf.int32)[:, None]  # (B, 1)
+    scale = tf.cast(extent, tf.float32) / out_size
+    centres = (tf.range(out_size, dtype=tf.float32)[None, :] + 0.5) * scale - 0.5
+    below = tf.floor(centres)
+    lerp = (centres - below)[..., None]
+    lower = tf.maximum(tf.cast(below, tf.int32), 0)
+    upper = tf.minimum(tf.cast(tf.math.ceil(centres), tf.int32), extent - 1)
+    return (1.0 - lerp) * tf.one_hot(lower, in_size) + lerp * tf.one_hot(upper, in_size)
+
+
+def crop_resize_on_device(
+    packed: tf.Tensor, crop: tf.Tensor, *, image_size: int, dtype: tf.DType | str = tf.float32
+) -> tf.Tensor:
+    """The accelerator's half of :func:`train_clip`: flip, resize to S x S and scale a batch.
+
+    Resizing is two matrix products per frame (columns, then rows) with interpolation weights
+    built from each clip's crop size, so every shape is static (XLA) and the work lands on the
+    matrix units. Multiplications round as the device's matmul precision does (TF32 on recent
+    GPUs, bfloat16 passes on TPU): within about 1/256 of :func:`train_clip`'s values there,
+    and within float32 rounding on CPU.
+
+    Args:
+        packed: int32 [B, T, H, W * 3 / 4], canvases from :func:`pack_bytes`, each holding a
+            crop at its top-left corner.
+        crop: int32 [B, 3], ``(h, w, flip)`` of each clip's crop.
+        image_size: S.
+        dtype: output dtype.
+
+    Returns:
+        [B, T, S, S, 3] in [0, 1].
+    """
+    frames = tf.cast(unpack_bytes(packed, 3), tf.float32)  # (B, T, H, W, 3), 0..255
+    shape = tf.shape(frames)
+    crop = tf.cast(crop, tf.int32)
+    # 1/255 is folded into the small row matrix instead of a pass over the clip.
+    rows = _interpolation_matrix(crop[:, 0], shape[2], image_size) * (1.0 / 255.0)
+    columns = _interpolation_matrix(crop[:, 1], shape[3], image_size)
+    # A flip reverses the output columns (the resize is symmetric, so this equals resizing
+    # the mirrored crop).
+    flip = crop[:, 2, None, None] > 0
+    columns = tf.where(flip, tf.reverse(columns, axis=[1]), columns)
+    narrow = tf.einsum("bthwc,bxw->bthxc", frames, columns)  # (B, T, H, S, 3)
+    clips = tf.einsum("byh,bthxc->btyxc", rows, narrow)  # (B, T, S, S, 3)
+    return tf.cast(clips, dtype)
 
 
 def eval_clip(

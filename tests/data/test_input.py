@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from model.data import input as data_input
-from model.data import schema
+from model.data import schema, video_ops
 from model.data.video_io import decode_video
 from model.errors import DataError
 from tests.data.conftest import NUM_CLASSES, NUM_FRAMES, SIZE
@@ -132,3 +132,46 @@ def test_no_files_is_a_data_error(tmp_path: Path) -> None:
             batch_size=1,
             training=True,
         )
+
+
+def test_device_canvas_batches_give_the_host_pipelines_clips(preprocessed: Path) -> None:
+    """The accelerator's half applied to the packed batches reproduces the host pipeline."""
+    stored = SIZE  # the synthetic frames are SIZE x SIZE
+
+    def _dataset(**kwargs: object) -> tf.data.Dataset:
+        return data_input.make_dataset(
+            schema.split_pattern(str(preprocessed), "train"),
+            num_classes=NUM_CLASSES,
+            num_frames=4,
+            image_size=24,
+            batch_size=4,
+            training=True,
+            temporal_stride=2,
+            seed=3,
+            deterministic=True,
+            **kwargs,
+        )
+
+    # A canvas taller than the frames and a width that is no multiple of 4 (rounded up).
+    packed = _dataset(device_canvas=(stored + 5, stored + 2))
+    width = -(-(stored + 2) // 4) * 4
+    frames_spec, crop_spec = packed.element_spec[0]["frames"], packed.element_spec[0]["crop"]
+    assert frames_spec.shape.as_list() == [4, 4, stored + 5, width * 3 // 4]  # static for XLA
+    assert (frames_spec.dtype, crop_spec.dtype) == (tf.int32, tf.int32)
+    assert crop_spec.shape.as_list() == [4, 3]
+    to_clips = tf.function(
+        lambda batch: video_ops.crop_resize_on_device(
+            batch["frames"], batch["crop"], image_size=24
+        ),
+        jit_compile=True,
+    )
+    host_batches = list(_dataset().take(3))
+    flips = set()
+    for (batch, labels), (clips, host_labels) in zip(packed.take(3), host_batches, strict=True):
+        np.testing.assert_array_equal(labels.numpy(), host_labels.numpy())
+        crops = batch["crop"].numpy()
+        assert (crops[:, :2] <= [stored, stored]).all()
+        assert (crops[:, :2] >= 1).all()
+        flips.update(crops[:, 2].tolist())
+        np.testing.assert_allclose(to_clips(batch).numpy(), clips.numpy(), atol=2e-5)
+    assert flips == {0, 1}

@@ -104,3 +104,52 @@ def test_flip_is_one_decision_per_clip_and_bfloat16() -> None:
     out = video_ops.to_unit_range(tf.constant([0.0, 255.0, 300.0]), "bfloat16")
     assert out.dtype == tf.bfloat16
     assert out.numpy().astype(np.float32).tolist() == [0.0, 1.0, 1.0]
+
+
+def test_pack_bytes_round_trip_keeps_every_byte_value() -> None:
+    frames = tf.constant(np.arange(2 * 3 * 4 * 3 * 3).reshape(2, 3, 4 * 3, 3) % 256, tf.uint8)
+    packed = video_ops.pack_bytes(frames)
+    assert (packed.dtype, packed.shape.as_list()) == (tf.int32, [2, 3, 9])  # 4 bytes a word
+    # Values >= 128 in the top byte make negative words; unpacking must not sign-extend.
+    assert packed.numpy().min() < 0
+    unpacked = video_ops.unpack_bytes(packed, 3).numpy()
+    np.testing.assert_array_equal(unpacked, frames.numpy().astype(np.int32))
+
+
+def test_device_half_equals_train_clip_and_ignores_the_padding() -> None:
+    encoded = _encoded_clip(12)
+    height, width = 44, 60  # canvas larger than the 40x56 frames
+    frames, crops, expected = [], [], []
+    for i in range(8):
+        seed = tf.constant([i, 5])
+        options = {"num_frames": 5, "stride": 2, "seed": seed}
+        expected.append(video_ops.train_clip(encoded, image_size=24, **options).numpy())
+        crop_frames, crop = video_ops.train_crop_for_device(
+            encoded, max_height=height, max_width=width, **options
+        )
+        h, w = crop_frames.shape[1:3]
+        assert crop.numpy().tolist()[:2] == [h, w]
+        # Fill the canvas around the crop with white: none of it may reach the clip.
+        canvas = np.full((5, height, width, 3), 255, np.uint8)
+        canvas[:, :h, :w] = crop_frames.numpy()
+        frames.append(canvas)
+        crops.append(crop)
+    clips = video_ops.crop_resize_on_device(
+        video_ops.pack_bytes(tf.constant(np.stack(frames))), tf.stack(crops), image_size=24
+    )
+    assert {int(c[2]) for c in crops} == {0, 1}  # both flip decisions are covered
+    np.testing.assert_allclose(clips.numpy(), np.stack(expected), atol=2e-5)
+
+
+def test_crops_larger_than_the_canvas_are_shrunk_to_fit() -> None:
+    encoded = _encoded_clip(6)  # 40x56 frames
+    for i in range(5):
+        frames, crop = video_ops.train_crop_for_device(
+            encoded, num_frames=3, stride=1, seed=tf.constant([i, 9]), max_height=20, max_width=24
+        )
+        h, w, _ = crop.numpy().tolist()
+        assert frames.shape[1:] == (h, w, 3)
+        assert frames.dtype == tf.uint8
+        assert h <= 20
+        assert w <= 24
+        assert h == 20 or w == 24  # fills the canvas on one side

@@ -92,6 +92,8 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("model: [1, 2]\n", "'model' must be a mapping"),
         ("model:\n  bn_momentum: 1.0\n", "'model.bn_momentum'"),
         ("train: {steps: 3\n", "not valid YAML"),
+        ("data:\n  spatial_augmentation: gpu\n", "'data.spatial_augmentation'"),
+        ("data:\n  spatial_augmentation: device\n", "'data.frame_canvas_height'"),
     ],
 )
 def test_bad_config_names_key_and_file(tmp_path: Path, text: str, needle: str) -> None:

@@ -63,6 +63,26 @@ DRIVER = textwrap.dedent(
     out["resumed_initial"] = again.initial_step
     out["resumed_restored"] = again.data_position_restored
 
+    # Spatial augmentation on the replicas: packed byte canvases and crops are split per replica.
+    from model.data import video_ops
+    canvases = np.random.default_rng(1).integers(0, 256, (32, 2, 8, 8, 3), dtype=np.uint8)
+    crops = np.tile(np.array([[8, 8, 0], [6, 7, 1]], np.int32), (16, 1))
+    def device_dataset(offset):
+        inputs = {"frames": video_ops.pack_bytes(canvases), "crop": crops}
+        ds = tf.data.Dataset.from_tensor_slices((inputs, y)).shuffle(32, seed=offset)
+        return ds.repeat().batch(4, drop_remainder=True)
+    with devices.strategy.scope():
+        trainee = train_lib.with_device_augmentation(
+            model, num_frames=2, image_size=6, clip_dtype="float32"
+        )
+        train_lib.compile_for_training(trainee, cfg.train, steps_per_execution=spe)
+    augmented = train_lib.run_training_loop(
+        trainee, device_dataset, devices=devices, train=cfg.train,
+        checkpoint_dir=sys.argv[1] + "/device", checkpoint_model=model,
+    )
+    out["device_final_step"] = augmented.final_step
+    out["device_loss_finite"] = bool(np.isfinite(augmented.last_logs["loss"]))
+
     one = train_lib.select_strategy("cpu")
     out["one_device"] = type(one.strategy).__name__
     # A TPU VM request on a host without a TPU: TPUClusterResolver('local') fails; the user
@@ -98,5 +118,6 @@ def test_mirrored_and_one_device_strategies_on_logical_cpus(tmp_path: Path) -> N
     # Distributed iterators are not trackable: the resumed job reseeds its input instead.
     assert out["resumed_restored"] is False
     assert out["steps_per_execution"] == 1  # Keras's multi-step loop fails under Mirrored
+    assert (out["device_final_step"], out["device_loss_finite"]) == (6, True)
     assert out["one_device"] == "OneDeviceStrategy"
     assert "no TPU could be reached at 'local'" in out["tpu_error"]
