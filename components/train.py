@@ -262,6 +262,11 @@ def train(
     """
     cfg, source = _resolve(config, overrides)
     data = check_data(data_dir, cfg, "train")
+    absl_log = logging.getLogger("absl")
+    if absl_log.level == logging.NOTSET:
+        # TensorFlow logs each checkpoint's shard timing at INFO through absl, between the
+        # progress lines; an explicitly configured level is left alone.
+        absl_log.setLevel(logging.WARNING)
     log.info(
         "training %s (%s) on %s: %d classes, %s clips, %d steps of %d",
         cfg.model.preset if not cfg.model.structure_file else cfg.model.structure_file,
