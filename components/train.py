@@ -10,6 +10,7 @@ several GPUs, one CPU), resumes from ``model_dir/checkpoints`` after a preemptio
     label_map.txt          class names in index order
     checkpoints/           tf.train.CheckpointManager (model, optimizer, input position)
     logs/                  TensorBoard scalars
+    training_curves.png    loss, accuracy, learning rate and clips/s by step (from logs/)
     train_summary.json     steps, wall time, throughput, final loss/accuracy, devices
     learned_structure.json connection-search runs only (``model.learnable_edges: true``)
 
@@ -45,6 +46,14 @@ EXPERIMENT_FILE = "experiment.yaml"
 MODEL_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
 LEARNED_STRUCTURE_FILE = "learned_structure.json"
+CURVES_FILE = "training_curves.png"
+# TensorBoard tags the training loop writes, and how the curves plot labels them.
+CURVE_TAGS = {
+    "loss": "loss",
+    "accuracy": "training accuracy",
+    "learning_rate": "learning rate",
+    "examples_per_second": "clips per second",
+}
 
 
 # ------------------------------------------------------------------------------------------
@@ -339,6 +348,7 @@ def train(
 
     started = time.perf_counter()
     learned = write_model_dir(network, cfg, model_dir, data["class_names"])
+    write_training_curves(_join(model_dir, "logs", "train"), _join(model_dir, CURVES_FILE))
     summary = {
         "config": source,
         "data_dir": data_dir,
@@ -400,6 +410,59 @@ def write_model_dir(
     write_text(_join(model_dir, EXPERIMENT_FILE), dump_config(cfg))
     write_text(_join(model_dir, schema.LABEL_MAP_FILE), schema.format_label_map(class_names))
     return learned_path
+
+
+def read_scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:
+    """The scalars of the TensorBoard event files in ``log_dir``: tag -> [(step, value)].
+
+    Steps are sorted; where a resumed job logged a step again, its (later) value wins.
+    """
+    import tensorflow as tf
+
+    series: dict[str, dict[int, float]] = {}
+    # Event file names carry their creation time, so name order is write order.
+    for path in sorted(tf.io.gfile.glob(_join(log_dir, "events.out.tfevents.*"))):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                number = (
+                    float(tf.make_ndarray(value.tensor))
+                    if value.HasField("tensor")
+                    else value.simple_value
+                )
+                series.setdefault(value.tag, {})[int(event.step)] = number
+    return {tag: sorted(points.items()) for tag, points in series.items()}
+
+
+def write_training_curves(log_dir: str, dest: str) -> bool:
+    """Plots loss, accuracy, learning rate and throughput by step to the PNG ``dest``.
+
+    Returns False (and writes nothing) when the log holds no training scalars.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    scalars = read_scalars(log_dir)
+    tags = [tag for tag in CURVE_TAGS if scalars.get(tag)]
+    if not tags:
+        return False
+    figure, axes = plt.subplots(1, len(tags), figsize=(4.2 * len(tags), 3.4), squeeze=False)
+    for ax, tag in zip(axes[0], tags, strict=True):
+        steps, values = zip(*scalars[tag], strict=True)
+        ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3)
+        ax.set_title(CURVE_TAGS[tag])
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    figure.suptitle("Training (each point is the mean over its logging window)")
+    figure.tight_layout()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / CURVES_FILE
+        figure.savefig(path, format="png", dpi=100)
+        plt.close(figure)
+        publish(path, dest)
+    return True
 
 
 def _spec_fields(cfg: ExperimentConfig) -> dict[str, object]:

@@ -262,6 +262,8 @@ def format_result(result: LocalRunResult) -> str:
         f"pipeline run {result.run_dir.name}: {result.state} in {result.duration_s:.0f}s",
         f"  model:     {result.model_dir}",
         f"  metrics:   {result.metrics_path}",
+        f"  report:    {result.metrics_path.parent / 'report.html'}  (confusion matrix)",
+        f"  curves:    {result.model_dir / 'training_curves.png'}",
         f"  registry:  {result.registry}  ({name} version {version}, "
         f"aliases: {', '.join(aliases) if aliases else '-'})",
         f"  champion:  {'this version' if champion else 'unchanged (gate not passed)'}",

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from components.train import train
+from components.train import read_scalars, train
 from model.config import ExperimentConfig
 
 
@@ -76,3 +76,9 @@ def test_device_augmentation_trains_like_host_augmentation(tmp_path: Path, tiny_
     assert (switched["initial_step"], switched["steps"]) == (6, 8)
     assert switched["data_position_restored"] is False
     assert np.isfinite(switched["final_loss"])
+    # The three jobs' logs make one history, plotted in the model directory.
+    curves = read_scalars(str(tmp_path / "device" / "logs" / "train"))
+    assert [step for step, _ in curves["loss"]] == [2, 4, 6, 8]
+    assert curves["loss"][-1][1] == pytest.approx(switched["final_loss"])
+    png = (tmp_path / "device" / "training_curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
