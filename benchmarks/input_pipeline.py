@@ -169,29 +169,18 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         pattern, encoded = _make_records(Path(tmp), args.clips, 64)
-        pipeline = make_dataset(
-            pattern,
-            num_classes=4,
-            num_frames=32,
-            image_size=224,
-            batch_size=args.batch_size,
-            training=True,
-            shuffle_buffer=16,
-            dtype=args.dtype,
-            seed=0,
-        )
-
-        device_pipeline = make_dataset(
-            pattern,
-            num_classes=4,
-            num_frames=32,
-            image_size=224,
-            batch_size=args.batch_size,
-            training=True,
-            shuffle_buffer=16,
-            seed=0,
-            device_canvas=(240, 320),
-        )
+        common = {
+            "num_classes": 4,
+            "num_frames": 32,
+            "image_size": 224,
+            "batch_size": args.batch_size,
+            "training": True,
+            "shuffle_buffer": 16,
+            "seed": 0,
+        }
+        pipeline = make_dataset(pattern, dtype=args.dtype, **common)
+        # The same sampling and crops; the dtype applies on the device there.
+        device_pipeline = make_dataset(pattern, device_canvas=(240, 320), **common)
 
         def _decode(frames: tf.Tensor) -> tf.Tensor:
             return tf.map_fn(

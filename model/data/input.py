@@ -119,23 +119,7 @@ def _process(
         # One stateless seed per clip; with a fixed seed the whole stream is reproducible.
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds))
-
-        def _train(features: dict[str, tf.Tensor], clip_seed: tf.Tensor) -> tuple[Any, Any]:
-            clip = video_ops.train_clip(
-                features[schema.IMAGE_KEY],
-                num_frames=num_frames,
-                stride=temporal_stride,
-                image_size=image_size,
-                seed=clip_seed,
-                dtype=out_dtype,
-                random_flip_lr=random_flip,
-            )
-            return clip, _labels(features[schema.LABEL_KEY], num_classes)
-
-        if device_canvas is None:
-            dataset = dataset.map(_train, num_parallel_calls=parallel, deterministic=deterministic)
-            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-        else:
+        if device_canvas is not None:
             dataset = _batch_for_device(
                 dataset,
                 device_canvas,
@@ -147,6 +131,22 @@ def _process(
                 deterministic=deterministic,
                 drop_remainder=drop_remainder,
             )
+        else:
+
+            def _train(features: dict[str, tf.Tensor], clip_seed: tf.Tensor) -> tuple[Any, Any]:
+                clip = video_ops.train_clip(
+                    features[schema.IMAGE_KEY],
+                    num_frames=num_frames,
+                    stride=temporal_stride,
+                    image_size=image_size,
+                    seed=clip_seed,
+                    dtype=out_dtype,
+                    random_flip_lr=random_flip,
+                )
+                return clip, _labels(features[schema.LABEL_KEY], num_classes)
+
+            dataset = dataset.map(_train, num_parallel_calls=parallel, deterministic=deterministic)
+            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     else:
         views = num_test_clips * num_test_crops
 
