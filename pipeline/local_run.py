@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import logging
 import sys
@@ -131,6 +132,55 @@ def _failed_task(run_dir: Path) -> str:
     return missing[0] if missing else "unknown"
 
 
+class ExecutorInputFilter(io.TextIOBase):
+    """A text stream that drops the executor-input JSON kfp's executor logs for every task.
+
+    Each task's log otherwise opens with a dump of its input and output locations, about 100
+    lines of JSON per task. The line announcing it is kept, with a note; every other line
+    passes through unchanged (and so does everything if the format ever differs).
+    """
+
+    MARKER = "Got executor_input:"
+
+    def __init__(self, target: Any) -> None:
+        super().__init__()
+        self._target = target
+        self._partial = ""
+        self._state = "pass"  # pass -> opening (after the marker) -> body (inside the JSON)
+        self._closing = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial and self._state == "pass":
+            self._target.write(self._partial)
+            self._partial = ""
+        self._target.flush()
+
+    def _line(self, line: str) -> None:
+        if self._state == "opening" and line.strip() == "{":
+            # json.dumps(indent=...) closes the object with "}" at the opening brace's column.
+            self._closing = line[: line.index("{")] + "}"
+            self._state = "body"
+            return
+        if self._state == "body":
+            if line == self._closing:
+                self._state = "pass"
+            return
+        self._state = "pass"
+        if self.MARKER in line:
+            self._state = "opening"
+            line += " (omitted; --verbose shows it)"
+        self._target.write(line + "\n")
+
+
 def run_local(
     workdir: str | Path,
     *,
@@ -202,7 +252,8 @@ def run_local(
     started = time.monotonic()
     logger.info("running the local pipeline (artifacts under %s)", pipeline_root)
     # kfp.local logs (and streams task output) to stdout; keep stdout for the run's result.
-    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+    task_log = sys.stderr if logger.isEnabledFor(logging.DEBUG) else ExecutorInputFilter(sys.stderr)
+    with contextlib.redirect_stdout(task_log), warnings.catch_warnings():
         # Running our images' code in this interpreter is the point of the local target, and
         # display names / resource requests only matter on Vertex: silence kfp's notes on both.
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
@@ -219,6 +270,7 @@ def run_local(
             registry=registry_uri,
             beam_options=dict(beam_options or {}),
         )
+    task_log.flush()
     duration = time.monotonic() - started
     new_runs = sorted(p for p in pipeline_root.iterdir() if p.name not in before and p.is_dir())
     if not new_runs:

@@ -10,6 +10,7 @@ registration runs again, which also shows per-task caching at work.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from components.register import register_model
 from components.registry import open_registry
 from model.errors import ConfigError
 from pipeline.cli import main
-from pipeline.local_run import LocalRunResult, run_local
+from pipeline.local_run import ExecutorInputFilter, LocalRunResult, run_local
 
 MODEL = "tiny-synthetic"
 # A few steps of a tiny network on 3 classes x 5 clips of 8 frames at 32 px.
@@ -91,7 +92,12 @@ def test_local_run_embedded_registry_promotes_over_weaker_champion(
     args += [f"--set={key}={value}" for key, value in OVERRIDES.items()]
     args += [f"--beam-option={key}={value}" for key, value in BEAM.items()]
     assert main(args) == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    # Task logs stream to stderr without kfp's per-task executor-input dump.
+    assert "Got executor_input: (omitted" in captured.err
+    assert '"parameterValues"' not in captured.err
+    assert "test: top-1" in captured.err  # the tasks' own log lines still come through
     result = LocalRunResult(
         **{
             **out,
@@ -172,3 +178,31 @@ def test_missing_data_location_is_a_config_error(
 def test_run_without_local_flag_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pipeline", "run"]) == 2
     assert "pass --local" in capsys.readouterr().err
+
+
+def test_executor_input_filter_drops_only_the_json_dump() -> None:
+    dump = json.dumps({"inputs": {"parameterValues": {"split": "test"}}, "outputs": {}}, indent=4)
+    indent = "    "
+    stream = (
+        f"{indent}[KFP Executor 1 INFO]: Loading component\n"
+        f"{indent}[KFP Executor 2 INFO]: Got executor_input:\n"
+        + "".join(f"{indent}{line}\n" for line in dump.splitlines())
+        + f"{indent}[KFP Executor 3 INFO]: test: top-1 0.9\n"
+        + "a partial line"
+    )
+    target = io.StringIO()
+    log = ExecutorInputFilter(target)
+    for start in range(0, len(stream), 7):  # arbitrary write boundaries, as print() makes
+        log.write(stream[start : start + 7])
+    log.flush()
+    assert target.getvalue().splitlines() == [
+        f"{indent}[KFP Executor 1 INFO]: Loading component",
+        f"{indent}[KFP Executor 2 INFO]: Got executor_input: (omitted; --verbose shows it)",
+        f"{indent}[KFP Executor 3 INFO]: test: top-1 0.9",
+        "a partial line",
+    ]
+    # A marker not followed by a JSON object drops nothing.
+    other = io.StringIO()
+    log = ExecutorInputFilter(other)
+    log.write("Got executor_input:\nnot json\n")
+    assert other.getvalue().splitlines()[1] == "not json"
