@@ -35,6 +35,7 @@ from model.config import (
     dump_config,
     load_config,
     resolve_data_dtype,
+    resolve_device_canvas,
     validate,
 )
 from model.errors import DataError
@@ -306,8 +307,13 @@ def train(
                 "synchronized batch norm on %d layers", train_lib.synchronize_batch_norm(network)
             )
         clip_dtype = resolve_data_dtype(cfg, devices.on_tpu)
+        canvas = resolve_device_canvas(cfg, devices.accelerated)
+        log.info(
+            "spatial augmentation on the %s",
+            f"device ({canvas[0]}x{canvas[1]} canvas)" if canvas else "host",
+        )
         trainee = network
-        if cfg.data.device_canvas is not None:
+        if canvas is not None:
             trainee = train_lib.with_device_augmentation(
                 network,
                 num_frames=cfg.data.num_frames,
@@ -333,7 +339,7 @@ def train(
             random_flip=cfg.data.random_flip,
             seed=cfg.train.seed + seed_offset,
             deterministic=True,  # the same order on every run and after every resume
-            device_canvas=cfg.data.device_canvas,
+            device_canvas=canvas,
         )
 
     result = train_lib.run_training_loop(
@@ -370,7 +376,7 @@ def train(
         "num_replicas": devices.num_replicas,
         "precision": policy,
         "sync_batch_norm": sync_bn,
-        "spatial_augmentation": cfg.data.spatial_augmentation,
+        "spatial_augmentation": "host" if canvas is None else "device",
         "learned_structure": learned,
     }
     write_text(_join(model_dir, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")

@@ -87,12 +87,13 @@ class DataConfig:
         spatial_augmentation: where training's flip, resize and scaling run. ``host`` does
             them in the input pipeline. ``device`` does them on the accelerator inside the
             train step, so host CPUs only decode (about 1.5x the clips per host core measured
-            on 320x240 frames) and send bytes, not floats; on a CPU-only machine it is slower.
-            Evaluation always prepares clips on the host.
-        frame_canvas_height: with ``device``, the height of the canvas each decoded crop is
+            on 320x240 frames) and send bytes, not floats; where the "accelerator" is the CPU
+            itself that is slower. ``auto`` is ``device`` when training on TPUs or GPUs and
+            ``host`` otherwise. Evaluation always prepares clips on the host.
+        frame_canvas_height: unless ``host``, the height of the canvas each decoded crop is
             padded into for the transfer: the stored frame height (240 for UCF101). Crops from
-            larger frames are shrunk on the host to fit. Unused with ``host``.
-        frame_canvas_width: with ``device``, the canvas width (320 for UCF101).
+            larger frames are shrunk on the host to fit.
+        frame_canvas_width: unless ``host``, the canvas width (320 for UCF101).
     """
 
     num_classes: int = 4
@@ -103,16 +104,9 @@ class DataConfig:
     shuffle_buffer: int = 64
     random_flip: bool = True
     tfds_name: str = ""
-    spatial_augmentation: Literal["host", "device"] = "host"
+    spatial_augmentation: Literal["auto", "host", "device"] = "host"
     frame_canvas_height: int = 0
     frame_canvas_width: int = 0
-
-    @property
-    def device_canvas(self) -> tuple[int, int] | None:
-        """``(height, width)`` of the transfer canvas, or ``None`` for host augmentation."""
-        if self.spatial_augmentation == "host":
-            return None
-        return self.frame_canvas_height, self.frame_canvas_width
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -335,11 +329,13 @@ def validate(cfg: ExperimentConfig, source: str = "<config>") -> ExperimentConfi
             )
     if not cfg.model.preset:
         raise ConfigError(f"{source}: 'model.preset' must not be empty")
-    if cfg.data.device_canvas is not None and min(cfg.data.device_canvas) <= 0:
+    d = cfg.data
+    if d.spatial_augmentation != "host" and min(d.frame_canvas_height, d.frame_canvas_width) <= 0:
         raise ConfigError(
-            f"{source}: 'data.spatial_augmentation'=device needs 'data.frame_canvas_height' and "
-            f"'data.frame_canvas_width' > 0 (the stored frame size, e.g. 240 and 320 for "
-            f"UCF101), got {cfg.data.frame_canvas_height} and {cfg.data.frame_canvas_width}"
+            f"{source}: 'data.spatial_augmentation'={d.spatial_augmentation} needs "
+            f"'data.frame_canvas_height' and 'data.frame_canvas_width' > 0 (the stored frame "
+            f"size, e.g. 240 and 320 for UCF101), got {d.frame_canvas_height} and "
+            f"{d.frame_canvas_width}"
         )
     return cfg
 
@@ -386,6 +382,15 @@ def resolve_data_dtype(cfg: ExperimentConfig, on_tpu: bool) -> str:
     if cfg.data.dtype == "auto":
         return "bfloat16" if on_tpu else "float32"
     return cfg.data.dtype
+
+
+def resolve_device_canvas(cfg: ExperimentConfig, accelerated: bool) -> tuple[int, int] | None:
+    """The training canvas ``(height, width)`` when the accelerator does the spatial
+    augmentation, ``None`` when the host does (``auto``: the device when ``accelerated``)."""
+    where = cfg.data.spatial_augmentation
+    if where == "host" or (where == "auto" and not accelerated):
+        return None
+    return cfg.data.frame_canvas_height, cfg.data.frame_canvas_width
 
 
 def _parse_override(value: object) -> object:

@@ -51,6 +51,15 @@ class Devices:
     def on_tpu(self) -> bool:
         return self.kind == "tpu"
 
+    @property
+    def accelerated(self) -> bool:
+        """Whether the replicas are TPU or GPU devices rather than the host's CPU."""
+        if self.kind in ("tpu", "gpu"):
+            return True
+        if self.kind != "mirrored":
+            return False
+        return any("GPU" in name.upper() for name in self.strategy.extended.worker_devices)
+
 
 def tpu_attached(environ: dict[str, str] | None = None) -> bool:
     """Whether this host looks like a Cloud TPU VM (one of :data:`TPU_ENV_VARS` is set)."""

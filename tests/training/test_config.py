@@ -13,6 +13,7 @@ from model.config import (
     dump_config,
     load_config,
     resolve_data_dtype,
+    resolve_device_canvas,
     resolve_precision,
     validate_for_replicas,
 )
@@ -94,6 +95,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("train: {steps: 3\n", "not valid YAML"),
         ("data:\n  spatial_augmentation: gpu\n", "'data.spatial_augmentation'"),
         ("data:\n  spatial_augmentation: device\n", "'data.frame_canvas_height'"),
+        ("data:\n  spatial_augmentation: auto\n", "'data.spatial_augmentation'=auto needs"),
     ],
 )
 def test_bad_config_names_key_and_file(tmp_path: Path, text: str, needle: str) -> None:
@@ -152,3 +154,15 @@ def test_device_validation_without_a_tpu() -> None:
     # Steps per loop: the TPU host loop length must tile the run and its checkpoints.
     with pytest.raises(ConfigError, match=r"steps_per_execution"):
         load_config("ucf101_assemblenet50", {"train.steps_per_execution": 288})
+
+
+def test_spatial_augmentation_side_follows_the_devices() -> None:
+    canvas = {"data.frame_canvas_height": 240, "data.frame_canvas_width": 320}
+    auto = load_config("ucf101_assemblenet50")
+    assert auto.data.spatial_augmentation == "auto"
+    assert resolve_device_canvas(auto, accelerated=True) == (240, 320)
+    assert resolve_device_canvas(auto, accelerated=False) is None  # the CPU resizes faster
+    forced = load_config("synthetic", {"data.spatial_augmentation": "device", **canvas})
+    assert resolve_device_canvas(forced, accelerated=False) == (240, 320)
+    host = load_config("synthetic", {"data.spatial_augmentation": "host", **canvas})
+    assert resolve_device_canvas(host, accelerated=True) is None

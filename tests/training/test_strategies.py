@@ -29,6 +29,7 @@ DRIVER = textwrap.dedent(
     devices, policy = train_lib.prepare_devices(cfg)
     out["kind"], out["replicas"], out["policy"] = devices.kind, devices.num_replicas, policy
     out["strategy"] = type(devices.strategy).__name__
+    out["accelerated"] = devices.accelerated
     try:
         bad = load_config("synthetic", {"train.batch_size": 3, "train.distribution": "mirrored"})
         train_lib.prepare_devices(bad)
@@ -110,6 +111,7 @@ def test_mirrored_and_one_device_strategies_on_logical_cpus(tmp_path: Path) -> N
     out = json.loads(lines[-1][len("RESULT ") :])
     assert out["strategy"] == "MirroredStrategy"
     assert (out["kind"], out["replicas"], out["policy"]) == ("mirrored", 2, "float32")
+    assert out["accelerated"] is False  # replicas on logical CPUs: `auto` augments on the host
     assert "divisible by the 2 replicas" in out["odd_batch_error"]
     assert out["sync_bn_layers"] == 1
     assert out["final_step"] == 6

@@ -47,8 +47,10 @@ def test_default_strategy_on_a_plain_cpu_host() -> None:
     assert devices.kind == "default"
     assert devices.num_replicas == 1
     assert not devices.on_tpu
+    assert not devices.accelerated
     one = train_lib.select_strategy("cpu")
     assert isinstance(one.strategy, tf.distribute.OneDeviceStrategy)
+    assert not one.accelerated
     with pytest.raises(ConfigError, match=r"no GPU"):
         train_lib.select_strategy("gpu")
 
