@@ -89,3 +89,17 @@ def moving_bar_clips(
                     video[t, pos, :] = 255
             out.append((label, video))
     return out
+
+
+def conv_standin(cfg):  # -> keras.Model
+    """A small Conv3D + BatchNorm network with the experiment's input shape and classes, for
+    tests of the training machinery that do not need AssembleNet itself."""
+    import keras
+
+    size, k = cfg.data.image_size, cfg.data.num_classes
+    inputs = keras.Input((cfg.data.num_frames, size, size, 3), name="image")
+    x = keras.layers.Conv3D(8, 3, strides=2, padding="same")(inputs)
+    x = keras.layers.BatchNormalization(momentum=0.9)(x)
+    x = keras.layers.ReLU()(x)
+    logits = keras.layers.Dense(k)(keras.layers.GlobalAveragePooling3D()(x))
+    return keras.Model(inputs, logits)

@@ -11,17 +11,7 @@ import numpy as np
 import pytest
 
 from components.train import read_scalars, train
-from model.config import ExperimentConfig
-
-
-def _standin(cfg: ExperimentConfig) -> keras.Model:
-    size, k = cfg.data.image_size, cfg.data.num_classes
-    inputs = keras.Input((cfg.data.num_frames, size, size, 3), name="image")
-    x = keras.layers.Conv3D(8, 3, strides=2, padding="same")(inputs)
-    x = keras.layers.BatchNormalization(momentum=0.9)(x)
-    x = keras.layers.ReLU()(x)
-    logits = keras.layers.Dense(k)(keras.layers.GlobalAveragePooling3D()(x))
-    return keras.Model(inputs, logits)
+from tests.training.helpers import conv_standin
 
 
 def _train(data: Path, model_dir: Path, steps: int, where: str) -> dict[str, Any]:
@@ -47,7 +37,7 @@ def _train(data: Path, model_dir: Path, steps: int, where: str) -> dict[str, Any
         data_dir=str(data),
         model_dir=str(model_dir),
         overrides=overrides,
-        build_model_fn=_standin,
+        build_model_fn=conv_standin,
     )
 
 

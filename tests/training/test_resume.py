@@ -26,19 +26,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 DRIVER = """
 import sys
-import keras
 from components.train import train
+from tests.training.helpers import conv_standin
 
-def standin(cfg):
-    size, k = cfg.data.image_size, cfg.data.num_classes
-    inputs = keras.Input((cfg.data.num_frames, size, size, 3), name="image")
-    x = keras.layers.Conv3D(8, 3, strides=2, padding="same")(inputs)
-    x = keras.layers.BatchNormalization(momentum=0.9)(x)
-    x = keras.layers.ReLU()(x)
-    logits = keras.layers.Dense(k)(keras.layers.GlobalAveragePooling3D()(x))
-    return keras.Model(inputs, logits)
-
-train(sys.argv[1], data_dir=sys.argv[2], model_dir=sys.argv[3], build_model_fn=standin)
+train(sys.argv[1], data_dir=sys.argv[2], model_dir=sys.argv[3], build_model_fn=conv_standin)
 """
 
 
